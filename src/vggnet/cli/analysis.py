@@ -1,0 +1,107 @@
+"""``vggnet models | summary | compare | filters``: the architecture analysis commands."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import torch
+from rich.console import Console
+
+from vggnet.analysis import render
+from vggnet.analysis.compare import DEFAULT_MODELS, compare
+from vggnet.analysis.filters import filter_arithmetic
+from vggnet.analysis.trace import trace
+from vggnet.cli import cli
+from vggnet.models.registry import ALIASES, list_models, resolve_name
+from vggnet.models.vgg import HEADS
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _console() -> Console:
+    # Piped output gets a wide fixed width so tables are not squeezed into 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=200, color_system=None)
+
+
+@cli.command("models")
+@click.argument("pattern", default="*")
+def models_command(pattern: str) -> None:
+    """List the registered networks (shell-style PATTERN, e.g. 'vgg*_bn')."""
+    paper = {name: alias for alias, name in ALIASES.items()}
+    for name in list_models(pattern):
+        click.echo(f"{name:<16} {paper.get(name, '')}")
+
+
+@cli.command("summary")
+@click.argument("model")
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=1), help="Input side in pixels.")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Batch for the training-memory figure (the paper's 256).")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "none"]), default="sgd", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="fp32", show_default=True)
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes of the last layer.")
+@click.option("--head", type=click.Choice(list(HEADS)), default=None, help="VGG head (default: imagenet).")
+@click.option("--batch-norm/--no-batch-norm", default=None, help="VGG with or without BatchNorm.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also save a per-layer chart.")
+def summary_command(model: str, input_size: int, batch_size: int, optimizer: str, dtype: str,
+                    num_classes: int | None, head: str | None, batch_norm: bool | None,
+                    as_json: bool, png: str | None) -> None:
+    """Per-layer shapes, parameters, MACs, memory and receptive field of MODEL."""
+    kwargs = {k: v for k, v in (("num_classes", num_classes), ("head", head), ("batch_norm", batch_norm))
+              if v is not None}
+    result = trace(resolve_name(model), input_size=input_size, dtype=DTYPES[dtype], **kwargs)
+    if as_json:
+        click.echo(json.dumps(render.trace_to_dict(result, batch_size, optimizer)))
+    else:
+        console = _console()
+        console.print(render.trace_table(result))
+        for line in render.totals_lines(result, batch_size, optimizer):
+            console.print(line, highlight=False)
+        console.print("\nassumptions:", highlight=False)
+        for line in render.assumptions(result, batch_size, optimizer):
+            console.print(f"  - {line}", highlight=False)
+    if png:
+        path = render.save_figure(render.trace_figure(result), png)
+        click.echo(f"saved {path}", err=as_json)
+
+
+@cli.command("compare")
+@click.argument("models", nargs=-1)
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=32))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of the table.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Also save a chart of MACs against published top-1.")
+def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png: str | None) -> None:
+    """Every VGG configuration next to AlexNet, GoogLeNet, ResNet and DenseNet (or MODELS)."""
+    names = [resolve_name(m) for m in models] or DEFAULT_MODELS
+    rows = compare(names, input_size)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows]))
+    else:
+        _console().print(render.compare_table(rows, input_size))
+    if png:
+        path = render.save_figure(render.compare_figure(rows), png)
+        click.echo(f"saved {path}", err=as_json)
+
+
+@cli.command("filters")
+@click.option("--channels", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-stack", default=4, show_default=True, type=click.IntRange(min=2, max=8),
+              help="Compare stacks of 2..N 3x3 layers.")
+@click.option("--bottleneck", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Channels of the 1x1 reduction.")
+@click.option("--size", default=56, show_default=True, type=click.IntRange(min=1), help="Feature map side for MACs.")
+@click.option("--json", "as_json", is_flag=True)
+def filters_command(channels: int, max_stack: int, bottleneck: int, size: int, as_json: bool) -> None:
+    """The 'small filters, deeper networks' arithmetic, counted from built layers."""
+    rows = filter_arithmetic(channels, max_stack, bottleneck, size)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows]))
+        return
+    _console().print(render.filters_table(rows))
+    three = next(r for r in rows if r.small.receptive_field == 7)
+    click.echo(f"three 3x3 layers: 27C^2 = {three.small.params:,}; one 7x7: 49C^2 = {three.large.params:,} "
+               f"({three.param_ratio - 1:.0%} more, the paper's 81%)")

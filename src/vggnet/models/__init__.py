@@ -1,0 +1,14 @@
+"""Networks: the VGG family of Table 1, its test-time form, feature extraction, the classics."""
+
+from vggnet.models import classic  # noqa: F401  (registers the comparison networks)
+from vggnet.models.features import FeatureExtractor
+from vggnet.models.fully_conv import FullyConvolutionalVGG, spatial_average, to_fully_convolutional
+from vggnet.models.init import INIT_SCHEMES, init_from_shallower, init_weights
+from vggnet.models.registry import ALIASES, create_model, list_models, register_model, resolve_name
+from vggnet.models.vgg import HEADS, VGG
+
+__all__ = [
+    "ALIASES", "HEADS", "INIT_SCHEMES", "VGG", "FeatureExtractor", "FullyConvolutionalVGG",
+    "create_model", "init_from_shallower", "init_weights", "list_models", "register_model",
+    "resolve_name", "spatial_average", "to_fully_convolutional",
+]

@@ -1,0 +1,74 @@
+"""One registry for every network: ``create_model(name, **kwargs)`` and ``list_models()``.
+
+Names follow torchvision (``vgg16``, ``vgg16_bn``, ``resnet50`` ...); the paper's letters
+(``A``, ``A-LRN``, ``B``, ``C``, ``D``, ``E``) are accepted as aliases of the plain VGG names.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from functools import partial
+
+from torch import nn
+
+from vggnet.configs import BN_VARIANTS, NAME_TO_CONFIG
+from vggnet.errors import UnknownModelError, VggnetError
+from vggnet.models.vgg import VGG
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+ALIASES: dict[str, str] = {config: name for name, config in NAME_TO_CONFIG.items()}
+
+
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None):
+    """Register ``builder`` under ``name``; usable as a decorator (``@register_model("x")``)."""
+
+    def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return add(builder) if builder is not None else add
+
+
+for _name, _config in NAME_TO_CONFIG.items():
+    register_model(_name, partial(VGG, config=_config, batch_norm=False))
+    if _name in BN_VARIANTS:
+        register_model(f"{_name}_bn", partial(VGG, config=_config, batch_norm=True))
+
+
+def resolve_name(name: str) -> str:
+    """The registered name for ``name`` or a paper alias; a one-line error listing valid names."""
+    if name in _REGISTRY:
+        return name
+    if name.upper() in ALIASES:
+        return ALIASES[name.upper()]
+    if name.lower() in _REGISTRY:
+        return name.lower()
+    raise UnknownModelError(
+        f"unknown model {name!r}; valid names: {', '.join(list_models())} "
+        f"(paper aliases: {', '.join(ALIASES)})"
+    )
+
+
+def create_model(name: str, **kwargs: object) -> nn.Module:
+    """Build a registered network. Keyword arguments go to its builder (``num_classes``, ...).
+
+    The returned module carries ``model_name`` and ``model_kwargs`` so it can be rebuilt, e.g.
+    from a checkpoint. Build on the meta device (``with torch.device("meta"):``) to inspect a
+    network without allocating its weights.
+    """
+    resolved = resolve_name(name)
+    try:
+        model = _REGISTRY[resolved](**kwargs)
+    except TypeError as err:  # an unexpected keyword: say which model refused it
+        raise VggnetError(f"{resolved}: {err}") from None
+    model.model_name = resolved
+    model.model_kwargs = dict(kwargs)
+    return model
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern`` (``"vgg*_bn"``), sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))

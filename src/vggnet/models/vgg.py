@@ -1,0 +1,152 @@
+"""The VGG family: one builder for every configuration of Table 1.
+
+Module names and indices follow torchvision (``features.N``, ``avgpool``, ``classifier.0/3/6``),
+so a torchvision state dict loads without renaming. Every layer also has its paper name
+(``conv1_1`` ... ``pool5``, ``fc6`` ... ``fc8``) in :attr:`VGG.layer_names`, which the feature
+extractor and the analysis use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+from torch import nn
+
+from vggnet.configs import LRN_PARAMS, TABLE_1, ConvSpec, parse_layer, resolve_config
+from vggnet.errors import InputShapeError, VggnetError
+from vggnet.models.init import init_weights
+
+MIN_INPUT = 32
+"""Five 2x2 max-pools halve the input five times, so 32 pixels is the smallest usable side."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """A classifier head: average-pool the features to ``pool`` x ``pool``, then FC layers."""
+
+    pool: int
+    hidden: tuple[int, ...]
+
+
+HEADS: dict[str, Head] = {
+    # The paper's head: FC-4096, FC-4096, FC-classes on the 7x7x512 map of a 224 input.
+    "imagenet": Head(pool=7, hidden=(4096, 4096)),
+    # For 32x32 inputs the last feature map is 1x1x512. This keeps the paper's three FC layers
+    # (so init-from-A and fc6..fc8 names still apply) at width 512, the common CIFAR reading.
+    "small": Head(pool=1, hidden=(512, 512)),
+    # Global average pool and one FC layer: fewest parameters, a good fit for fast CIFAR runs.
+    "linear": Head(pool=1, hidden=()),
+}
+
+
+@torch.fx.wrap
+def check_input(x: torch.Tensor, in_chans: int, min_side: int = MIN_INPUT) -> torch.Tensor:
+    """Reject inputs the network cannot take, with a one-line reason (wrapped so fx keeps it)."""
+    if x.dim() != 4 or x.shape[1] != in_chans or min(x.shape[-2:]) < min_side:
+        raise InputShapeError(
+            f"expected a batch of shape (N, {in_chans}, H, W) with H, W >= {min_side}; "
+            f"got {tuple(x.shape)}"
+        )
+    return x
+
+
+class VGG(nn.Module):
+    """A VGG network of Table 1 with a choice of head.
+
+    Args:
+        config: paper letter ('A', 'A-LRN', 'B', 'C', 'D', 'E') or model name ('vgg16').
+        num_classes: outputs of the last FC layer.
+        batch_norm: insert BatchNorm after every convolution (torchvision's ``_bn`` models).
+        head: 'imagenet' (7x7 pool, FC-4096 x2), 'small' (1x1 pool, FC-512 x2) or 'linear'.
+        dropout: dropout probability after the hidden FC layers (0.5 in the paper).
+        init: weight initialisation scheme, see :mod:`vggnet.models.init`.
+        in_chans: input channels (3 for RGB).
+    """
+
+    def __init__(
+        self,
+        config: str = "D",
+        num_classes: int = 1000,
+        batch_norm: bool = False,
+        head: str = "imagenet",
+        dropout: float = 0.5,
+        init: str = "kaiming",
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise VggnetError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        if num_classes < 1:
+            raise VggnetError(f"num_classes must be >= 1, got {num_classes}")
+        self.config = resolve_config(config)
+        self.in_chans = in_chans
+        self.layer_names: dict[str, str] = {}
+        self.feature_info: list[dict[str, object]] = []
+        self.features = self._make_features(TABLE_1[self.config], batch_norm, in_chans)
+        spec = HEADS[head]
+        self.avgpool = nn.AdaptiveAvgPool2d((spec.pool, spec.pool))
+        self.layer_names["avgpool"] = "avgpool"
+        self.classifier = self._make_classifier(512 * spec.pool**2, spec.hidden, num_classes, dropout)
+        self.num_classes = num_classes
+        init_weights(self, init)
+
+    def _make_features(
+        self, blocks: tuple[tuple[str, ...], ...], batch_norm: bool, channels: int
+    ) -> nn.Sequential:
+        layers: list[nn.Module] = []
+
+        def add(name: str, module: nn.Module) -> None:
+            self.layer_names[name] = f"features.{len(layers)}"
+            layers.append(module)
+
+        for b, block in enumerate(blocks, start=1):
+            i = 0
+            for token in block:
+                layer = parse_layer(token)
+                if isinstance(layer, ConvSpec):
+                    i += 1
+                    add(f"conv{b}_{i}", nn.Conv2d(channels, layer.channels, layer.kernel, padding=layer.padding))
+                    if batch_norm:
+                        add(f"bn{b}_{i}", nn.BatchNorm2d(layer.channels))
+                    add(f"relu{b}_{i}", nn.ReLU(inplace=True))
+                    channels = layer.channels
+                else:
+                    # PyTorch's LocalResponseNorm divides alpha by the window size, as Caffe
+                    # (which the authors' code was derived from) does; see docs/architecture.md.
+                    add(f"lrn{b}", nn.LocalResponseNorm(**LRN_PARAMS))
+            self.feature_info.append(
+                {"name": f"relu{b}_{i}", "module": self.layer_names[f"relu{b}_{i}"],
+                 "num_chs": channels, "reduction": 2 ** (b - 1)}
+            )
+            add(f"pool{b}", nn.MaxPool2d(kernel_size=2, stride=2))
+        return nn.Sequential(*layers)
+
+    def _make_classifier(
+        self, in_features: int, hidden: tuple[int, ...], num_classes: int, dropout: float
+    ) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for n, width in enumerate(hidden, start=6):
+            for prefix, module in (
+                ("fc", nn.Linear(in_features, width)),
+                ("relu", nn.ReLU(inplace=True)),
+                ("drop", nn.Dropout(p=dropout)),
+            ):
+                self.layer_names[f"{prefix}{n}"] = f"classifier.{len(layers)}"
+                layers.append(module)
+            in_features = width
+        self.layer_names[f"fc{6 + len(hidden)}"] = f"classifier.{len(layers)}"
+        layers.append(nn.Linear(in_features, num_classes))
+        return nn.Sequential(*layers)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional trunk: (N, 3, H, W) -> (N, 512, H/32, W/32)."""
+        return self.features(check_input(x, self.in_chans))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool, flatten and classify a feature map from :meth:`forward_features`."""
+        return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,23 @@
+"""Shared helpers: networks built on the meta device cost nothing to count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vggnet.models import create_model
+
+
+def meta_model(name: str, **kwargs: object) -> nn.Module:
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
