@@ -22,6 +22,8 @@ def test_vgg16_published_totals(vgg16) -> None:
     assert vgg16.layer("pool5").receptive_field == 212
     assert vgg16.layer("pool5").jump == 32
     assert sum(r.params for r in vgg16.layers) == vgg16.params
+    # Backward: weight and input gradients cost a forward each, except conv1_1's input gradient.
+    assert vgg16.macs_backward == 2 * 15_470_264_320 - 86_704_128 == 30_853_824_512
 
 
 def closed_form(config: str, size: int = 224) -> tuple[int, dict[str, int]]:

@@ -31,7 +31,8 @@ def assumptions(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
     """The conventions behind the totals, printed with every summary."""
     return [
         f"dtype {_dtype_name(trace)}; MB = 10^6 bytes; counts are per image unless marked",
-        "MACs: multiply-accumulates of conv and FC layers only (no bias, ReLU, pool, BN)",
+        "MACs: multiply-accumulates of conv and FC layers only (no bias, ReLU, pool, BN); backward = "
+        "weight gradients of every layer + input gradients of all but the layers reading the image",
         "forward activations: distinct tensors the eval-mode forward creates, input included; "
         "in-place ReLU/Dropout and views (flatten) create none (marked '-')",
         "saved for backward: measured with autograd's saved-tensor hooks in train mode, "
@@ -60,6 +61,7 @@ def trace_to_dict(trace: Trace, batch_size: int = 256, optimizer: str = "sgd") -
         "totals": {
             "params": trace.params,
             "macs": trace.macs,
+            "macs_backward": trace.macs_backward,
             "activations_forward": trace.activations_forward,
             "bytes_forward": trace.bytes_forward,
             "activations_every_output": trace.activations_every_output,
@@ -98,7 +100,7 @@ def totals_lines(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
     train = t["training_breakdown"]
     return [
         f"parameters              {t['params']:,} ({trace.param_bytes / MB:,.1f} MB)",
-        f"MACs per image          {t['macs']:,}",
+        f"MACs per image          {t['macs']:,} forward, {t['macs_backward']:,} backward",
         f"forward activations     {t['activations_forward']:,} values = {t['bytes_forward'] / MB:,.2f} MB per image",
         f"  every output counted  {t['activations_every_output']:,} values (as if no layer ran in place)",
         f"inference peak          {t['bytes_inference_peak'] / MB:,.2f} MB per image (tensors alive at once)",

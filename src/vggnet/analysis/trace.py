@@ -53,6 +53,7 @@ class LayerStats:
     receptive_field: int | None = None
     jump: float | None = None
     saved_bytes: int = 0
+    reads_input: bool = False
 
 
 @dataclass
@@ -72,6 +73,12 @@ class Trace:
     @property
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
+
+    @property
+    def macs_backward(self) -> int:
+        """Backward MACs: a weight gradient for every layer (as many MACs as its forward) and an
+        input gradient for every layer except those reading the image, which needs none."""
+        return sum(layer.macs if layer.reads_input else 2 * layer.macs for layer in self.layers)
 
     @property
     def activations_forward(self) -> int:
@@ -274,6 +281,7 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
           saved_per_image: dict[str, int]) -> list[LayerStats]:
     rows: list[LayerStats] = []
     seen_storages: set[int] = set()
+    image: set[int] = set()  # storage of the input image (check_input passes it through)
     uses: dict[str, int] = {}
     for n in gm.graph.nodes:
         out = recorder.outputs.get(n)
@@ -281,6 +289,8 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
             continue
         new = _storage(out) not in seen_storages
         seen_storages.add(_storage(out))
+        if n.op == "placeholder":
+            image.add(_storage(out))
         if n.op == "placeholder":
             name = "input"
         elif n.op == "call_module":
@@ -295,7 +305,9 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
         row = LayerStats(name=name, type="Input" if n.op == "placeholder" else _type_name(n, gm),
                          output_shape=tuple(out.shape[1:]), activations=numel,
                          bytes=numel * out.element_size(), new_tensor=new,
-                         saved_bytes=saved_per_image.get(n.name, 0))
+                         saved_bytes=saved_per_image.get(n.name, 0),
+                         reads_input=any(isinstance(recorder.outputs.get(a), torch.Tensor)
+                                         and _storage(recorder.outputs[a]) in image for a in n.all_input_nodes))
         rf = recorder.rf.get(n)
         if rf is not None:
             row.receptive_field, row.jump = rf
