@@ -60,6 +60,19 @@ def test_compare_and_filters_json() -> None:
     assert filters[-1]["small"]["params"] == 40_960
 
 
+def test_unwritable_png_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("summary", "vgg11", "--json", "--png", str(blocker / "x.png"))
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: Not a directory: {blocker}"]
+
+
+def test_models_with_no_match() -> None:
+    result = run("models", "zzz")
+    assert result.exit_code == 2 and "no registered model matches 'zzz'" in result.stderr
+
+
 def test_models_lists_aliases() -> None:
     result = run("models", "vgg16*")
     assert result.exit_code == 0

@@ -6,7 +6,6 @@ matplotlib is an optional extra (``pip install 'vggnet[plot]'``); only the PNG f
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from rich.table import Table
 from vggnet.analysis.compare import ModelCost
 from vggnet.analysis.filters import Comparison
 from vggnet.analysis.trace import Trace
+from vggnet.atomic import atomic_path
 from vggnet.errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -146,17 +146,10 @@ def _pyplot() -> Any:
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write a PNG atomically: to a temporary file beside ``path``, then rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    _pyplot().close(fig)
+    return Path(path)
 
 
 def trace_figure(trace: Trace) -> Figure:

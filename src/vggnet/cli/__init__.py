@@ -22,6 +22,10 @@ class _Group(click.Group):
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             click.echo(f"error: {first_line}", err=True)
             ctx.exit(2)
+        except OSError as err:  # a file that cannot be read or written: say which, no traceback
+            where = f": {err.filename}" if err.filename else ""
+            click.echo(f"error: {err.strerror or err}{where}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -13,6 +13,7 @@ from vggnet.analysis.compare import DEFAULT_MODELS, compare
 from vggnet.analysis.filters import filter_arithmetic
 from vggnet.analysis.trace import trace
 from vggnet.cli import cli
+from vggnet.errors import VggnetError
 from vggnet.models.registry import ALIASES, list_models, resolve_name
 from vggnet.models.vgg import HEADS
 
@@ -30,7 +31,10 @@ def _console() -> Console:
 def models_command(pattern: str) -> None:
     """List the registered networks (shell-style PATTERN, e.g. 'vgg*_bn')."""
     paper = {name: alias for alias, name in ALIASES.items()}
-    for name in list_models(pattern):
+    names = list_models(pattern)
+    if not names:
+        raise VggnetError(f"no registered model matches {pattern!r}; 'vggnet models' lists them all")
+    for name in names:
         click.echo(f"{name:<16} {paper.get(name, '')}")
 
 
