@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (some libraries append context on further lines)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class VggnetError(Exception):
     """Base class: the CLI prints these as a single 'error: ...' line, without a traceback."""
 

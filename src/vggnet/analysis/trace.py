@@ -25,7 +25,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from vggnet.errors import VggnetError
+from vggnet.errors import VggnetError, one_line
 from vggnet.models.registry import create_model
 
 TRACE_BATCHES = (2, 4)
@@ -158,7 +158,7 @@ class _Recorder(torch.fx.Interpreter):
     def __init__(self, gm: torch.fx.GraphModule, excluded_storages: set[int]) -> None:
         super().__init__(gm)
         self.outputs: dict[torch.fx.Node, object] = {}
-        self.rf: dict[torch.fx.Node, tuple[int, float]] = {}
+        self.rf: dict[torch.fx.Node, tuple[int, float] | None] = {}
         self.saved: dict[str, int] = {}
         self._saved_storages = set(excluded_storages)
         self._node: torch.fx.Node | None = None
@@ -245,9 +245,9 @@ def trace(model: nn.Module | str, input_size: int | tuple[int, int] = 224,
     result.param_bytes = sum(p.numel() * p.element_size() for p in meta.parameters())
 
     saved_by_batch = []
+    train_graph = torch.fx.GraphModule(meta, _LeafTracer().trace(meta.train()))
     for batch in TRACE_BATCHES:
-        gm = torch.fx.GraphModule(meta, _LeafTracer().trace(meta.train()))
-        recorder = _Recorder(gm, excluded)
+        recorder = _Recorder(train_graph, excluded)
         x = torch.empty(batch, in_chans, height, width, device="meta", dtype=dtype)
         with torch.autograd.graph.saved_tensors_hooks(recorder.pack, lambda t: t):
             _run(recorder, x, f"{name} cannot take a {in_chans}x{height}x{width} input")
@@ -273,8 +273,7 @@ def _run(recorder: _Recorder, x: torch.Tensor, context: str) -> None:
     try:
         recorder.run(x)
     except (VggnetError, RuntimeError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VggnetError(f"{context}: {reason}") from None
+        raise VggnetError(f"{context}: {one_line(err)}") from None
 
 
 def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names: dict[str, str],

@@ -11,7 +11,7 @@ import sys
 import click
 
 from vggnet import __version__
-from vggnet.errors import VggnetError
+from vggnet.errors import VggnetError, one_line
 
 
 class _Group(click.Group):
@@ -19,8 +19,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except VggnetError as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            click.echo(f"error: {first_line}", err=True)
+            click.echo(f"error: {one_line(err)}", err=True)
             ctx.exit(2)
         except OSError as err:  # a file that cannot be read or written: say which, no traceback
             where = f": {err.filename}" if err.filename else ""
