@@ -290,7 +290,6 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
         seen_storages.add(_storage(out))
         if n.op == "placeholder":
             image.add(_storage(out))
-        if n.op == "placeholder":
             name = "input"
         elif n.op == "call_module":
             name = paper_names.get(n.target, n.target)
