@@ -23,3 +23,18 @@ def test_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
     assert len(block) == 2
     ci = (README.parent / ".ci" / "run").read_text()
     assert block[1] in ci
+
+
+def test_readme_training_example_names_real_functions() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    train_block = next(b for b in blocks if "get_recipe" in b)
+    compile(train_block, "README.md", "exec")
+    namespace: dict[str, object] = {}
+    exec("\n".join(line for line in train_block.splitlines() if line.startswith("from ")), namespace)
+    assert {"train", "get_recipe", "evaluate_checkpoint", "predict_images"} <= set(namespace)
+
+
+def test_quick_start_trains_offline_on_the_embedded_sample() -> None:
+    section = README.read_text().split("## Quick start", 1)[1]
+    first = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines()[0]
+    assert "vggnet train" in first and "--data sample" in first

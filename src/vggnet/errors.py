@@ -23,3 +23,19 @@ class InputShapeError(VggnetError, ValueError):
 
 class MissingDependencyError(VggnetError, ImportError):
     """An optional library (an extra) is needed for this feature and is not installed."""
+
+
+class DataError(VggnetError, ValueError):
+    """A dataset that cannot be used: unknown path, no images, labels out of range."""
+
+
+class DownloadError(VggnetError, OSError):
+    """A download that stopped early or failed; the partial file is kept so a rerun resumes."""
+
+
+class ChecksumError(DownloadError):
+    """A file whose checksum differs from the published one (it is removed, never used)."""
+
+
+class CheckpointError(VggnetError, ValueError):
+    """A checkpoint or run directory that cannot be read or does not fit the model."""

@@ -6,6 +6,7 @@ import pytest
 from vggnet.analysis import render, trace
 from vggnet.analysis.compare import compare
 from vggnet.analysis.filters import filter_arithmetic
+from vggnet.plotting import save_figure
 
 
 def test_json_form_has_the_documented_keys() -> None:
@@ -35,6 +36,6 @@ def test_png_is_written_atomically(tmp_path: Path, kind: str) -> None:
         fig = render.trace_figure(trace("vgg11"))
     else:
         fig = render.compare_figure(compare(["vgg11", "alexnet"]))
-    path = render.save_figure(fig, tmp_path / "sub" / f"{kind}.png")
+    path = save_figure(fig, tmp_path / "sub" / f"{kind}.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == [f"{kind}.png"]  # no temp file left behind

@@ -5,8 +5,6 @@ matplotlib is an optional extra (``pip install 'vggnet[plot]'``); only the PNG f
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -14,8 +12,7 @@ from rich.table import Table
 from vggnet.analysis.compare import ModelCost
 from vggnet.analysis.filters import Comparison
 from vggnet.analysis.trace import Trace
-from vggnet.atomic import atomic_path
-from vggnet.errors import MissingDependencyError
+from vggnet.plotting import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -133,28 +130,9 @@ def filters_table(rows: list[Comparison]) -> Table:
     return table
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise MissingDependencyError("PNG output needs matplotlib: pip install 'vggnet[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write a PNG atomically: to a temporary file beside ``path``, then rename."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    _pyplot().close(fig)
-    return Path(path)
-
-
 def trace_figure(trace: Trace) -> Figure:
     """Per-layer memory (forward and saved for backward), MACs and receptive field."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in trace.layers if r.type != "Input"]
     names = [r.name for r in rows]
     fig, axes = plt.subplots(3, 1, figsize=(max(8, len(rows) * 0.28), 10), sharex=True)
@@ -176,7 +154,7 @@ def trace_figure(trace: Trace) -> Figure:
 
 def compare_figure(rows: list[ModelCost]) -> Figure:
     """MACs against published top-1, marker area proportional to parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 6))
     shown = [r for r in rows if r.top1 is not None]
     placed: list[tuple[float, float]] = []

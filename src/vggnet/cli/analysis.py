@@ -16,6 +16,7 @@ from vggnet.cli import cli
 from vggnet.errors import VggnetError
 from vggnet.models.registry import ALIASES, list_models, resolve_name
 from vggnet.models.vgg import HEADS
+from vggnet.plotting import save_figure
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -68,7 +69,7 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
         for line in render.assumptions(result, batch_size, optimizer):
             console.print(f"  - {line}", highlight=False)
     if png:
-        path = render.save_figure(render.trace_figure(result), png)
+        path = save_figure(render.trace_figure(result), png)
         click.echo(f"saved {path}", err=as_json)
 
 
@@ -87,7 +88,7 @@ def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png
     else:
         _console().print(render.compare_table(rows, input_size))
     if png:
-        path = render.save_figure(render.compare_figure(rows), png)
+        path = save_figure(render.compare_figure(rows), png)
         click.echo(f"saved {path}", err=as_json)
 
 

@@ -1,0 +1,106 @@
+"""``vggnet train``, ``vggnet evaluate`` and ``vggnet predict``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vggnet.cli import cli
+from vggnet.errors import VggnetError
+from vggnet.train.recipes import RECIPES
+
+DATA_HELP = "'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive or class folders."
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise VggnetError(f"--set takes FIELD=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@cli.command("train")
+@click.option("--model", default=None, help="Model name (vgg11, vgg16_bn, ... see `vggnet models`).")
+@click.option("--data", default=None, help=DATA_HELP)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="cifar-fast", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override any recipe field (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [runs/MODEL-DATA-RECIPE].")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Continue the run in this directory from its latest checkpoint.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
+@click.option("--deterministic", is_flag=True, help="Use only deterministic kernels (slower on GPU).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume, seed, device, deterministic,
+                  compile_, quiet) -> None:
+    """Train a network and write checkpoints, metrics.csv, metrics.json and report.md."""
+    from vggnet.train.loop import train
+    from vggnet.train.recipes import get_recipe
+
+    common = {"device": device, "progress": not quiet}
+    if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
+        if model or data or sets or batch_size or lr or compile_:
+            raise VggnetError("--resume continues a run as it was saved; only --epochs may change")
+        result = train(None, None, None, resume, resume=True, epochs=epochs, **common)
+    else:
+        if model is None or data is None:
+            raise VggnetError("train needs --model and --data (or --resume DIR)")
+        overrides = _overrides(sets)
+        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None)):
+            if value is not None:
+                overrides[key] = value
+        out = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
+        result = train(model, data, get_recipe(recipe, overrides), out, seed=seed, deterministic=deterministic,
+                       **common)
+    m = result.metrics
+    click.echo(f"val top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  "
+               f"({m['images']} images); report: {result.run_dir / 'report.md'}")
+
+
+@cli.command("evaluate")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True), help="Run dir, epoch dir or .safetensors.")
+@click.option("--data", required=True, help=DATA_HELP)
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Where metrics.json and the report go.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--device", default=None)
+@click.option("--quiet", is_flag=True)
+def evaluate_command(checkpoint, data, split, out, batch_size, device, quiet) -> None:
+    """Score a checkpoint: top-1, top-5, loss, per-class report and confusion matrix."""
+    from vggnet.evaluate.run import evaluate_checkpoint
+
+    m = evaluate_checkpoint(checkpoint, data, out, split=split, batch_size=batch_size, device=device,
+                            progress=not quiet)
+    click.echo(f"{split}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  ({m['images']} images"
+               + (f", {m['skipped']} unreadable skipped" if m["skipped"] else "") + f"); {Path(out) / 'metrics.json'}")
+
+
+@cli.command("predict")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def predict_command(checkpoint, images, top_k, as_json) -> None:
+    """Top-k labels with probabilities for each IMAGE."""
+    from vggnet.evaluate.predict import predict_images
+
+    results = predict_images(checkpoint, list(images), top_k=top_k)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    table = Table("image", "rank", "label", "probability")
+    for r in results:
+        for rank, t in enumerate(r["top"], start=1):
+            table.add_row(r["image"] if rank == 1 else "", str(rank), t["label"], f"{t['probability']:.2%}")
+    Console().print(table)

@@ -1,0 +1,132 @@
+"""CIFAR-10 in its official python format (Krizhevsky, 2009).
+
+The release is one archive, ``cifar-10-python.tar.gz``, holding pickled batches
+(``data_batch_1`` ... ``data_batch_5``, ``test_batch``) and ``batches.meta``. It is downloaded
+once into the user cache (resumable, md5-checked) or read from an archive or folder the user
+names. The pickles are read with an unpickler that accepts only the handful of numpy names the
+format uses, so a hostile file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vggnet.cache import cache_dir
+from vggnet.data.arrays import ImageArrays
+from vggnet.data.download import download
+from vggnet.errors import DataError
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE = "cifar-10-python.tar.gz"
+FOLDER = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCHES = ("test_batch",)
+SIDE = 32
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 spell bytes
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _ALLOWED:
+            raise DataError(f"CIFAR batch refers to {module}.{name}, which the format never uses")
+        return super().find_class(module, name)
+
+
+def _unpickle(data: bytes, what: str) -> dict:
+    try:
+        obj = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except DataError:
+        raise
+    except Exception as err:  # truncated or not a pickle at all
+        raise DataError(f"cannot read CIFAR batch {what}: {err}") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"CIFAR batch {what} is not a dict")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _reader(source: Path):
+    """A function name -> bytes over an archive, a folder of batches, or a folder holding either."""
+    if source.is_dir():
+        for candidate in (source / FOLDER, source):
+            if (candidate / "batches.meta").is_file():
+                return lambda name: (candidate / name).read_bytes()
+        if (source / ARCHIVE).is_file():
+            return _reader(source / ARCHIVE)
+        raise DataError(f"{source} holds neither {FOLDER}/ nor {ARCHIVE}")
+    try:  # every member is needed, so read them all in one pass (178 MB for the full release)
+        with tarfile.open(source) as archive:
+            members = {Path(m.name).name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise DataError(f"cannot open CIFAR archive {source}: {err}") from None
+
+    def read(name: str) -> bytes:
+        if name not in members:
+            raise DataError(f"{source} has no {name}; is it cifar-10-python.tar.gz?")
+        return members[name]
+
+    return read
+
+
+def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
+    images, labels = [], []
+    for name in names:
+        batch = _unpickle(read(name), name)
+        data = np.asarray(batch.get("data"))
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
+            raise DataError(f"CIFAR batch {name}: data must be (N, 3072) uint8, got {data.shape} {data.dtype}")
+        images.append(torch.from_numpy(data.reshape(-1, 3, SIDE, SIDE).copy()))
+        labels.append(torch.as_tensor(batch.get("labels"), dtype=torch.int64))
+    return ImageArrays(torch.cat(images), torch.cat(labels), classes)
+
+
+def is_cifar_source(path: Path) -> bool:
+    """Whether ``path`` looks like the official release (archive, extracted folder, or its parent)."""
+    if path.is_dir():
+        return any((p / "batches.meta").is_file() for p in (path, path / FOLDER)) or (path / ARCHIVE).is_file()
+    return path.name == ARCHIVE
+
+
+def load_cifar10(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    download_ok: bool = True,
+    url: str | None = None,
+    progress: bool = True,
+) -> dict[str, ImageArrays]:
+    """CIFAR-10 as ``{'train': 50,000 images, 'test': 10,000 images}``.
+
+    ``root`` is the archive, the extracted folder, or a folder holding either; by default the
+    archive in the user cache, downloaded from ``url`` (the official one) if missing and ``download_ok``.
+    """
+    if root is None:
+        archive = cache_dir("cifar10") / ARCHIVE
+        if not archive.exists():
+            if not download_ok:
+                raise DataError(f"CIFAR-10 is not in the cache ({archive}) and downloading is off")
+            download(url or URL, archive, md5=MD5, progress=progress)
+        source = archive
+    else:
+        source = Path(root)
+        if not source.exists():
+            raise DataError(f"no such CIFAR-10 archive or folder: {source}")
+    read = _reader(source)
+    meta = _unpickle(read("batches.meta"), "batches.meta")
+    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
+    if not classes:
+        raise DataError("batches.meta has no label_names")
+    return {"train": _batches(read, TRAIN_BATCHES, classes), "test": _batches(read, TEST_BATCHES, classes)}

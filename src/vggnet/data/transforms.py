@@ -1,0 +1,123 @@
+"""The paper's preprocessing and augmentation, and CIFAR's, split where each runs fastest.
+
+Per image (PIL, in DataLoader workers, large images only): isotropic rescale of the smaller side
+to S (fixed, or jittered in [S_min, S_max]) and a random 224 crop at train time; rescale to Q and
+a centre crop at test time. Everything else runs on whole uint8 batches on the training device:
+CIFAR's pad-and-crop, horizontal flips, AlexNet's PCA colour shift, and the mean subtraction
+(the paper subtracts the training set's mean RGB value and nothing else).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def _rescale(img: Image.Image, side: int) -> Image.Image:
+    w, h = img.size
+    scale = side / min(w, h)
+    return img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+
+
+def to_uint8_chw(img: Image.Image) -> torch.Tensor:
+    """A PIL RGB image as a (3, H, W) uint8 tensor."""
+    w, h = img.size
+    return torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(h, w, 3).permute(2, 0, 1)
+
+
+class RescaleCrop:
+    """Rescale the smaller side to S, then crop ``crop`` x ``crop`` (random or centred).
+
+    ``scale`` is one S, or a range (S_min, S_max) sampled per image: the paper's scale jittering.
+    """
+
+    def __init__(self, scale: int | tuple[int, int], crop: int, random: bool) -> None:
+        self.scale = (scale, scale) if isinstance(scale, int) else tuple(scale)
+        if self.scale[0] < crop:
+            raise ValueError(f"scale {self.scale[0]} is smaller than the crop {crop}")
+        self.crop, self.random = crop, random
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        lo, hi = self.scale
+        side = int(torch.randint(lo, hi + 1, ()).item()) if self.random and hi > lo else lo
+        img = _rescale(img, side)
+        if self.random:
+            left = int(torch.randint(0, img.width - self.crop + 1, ()).item())
+            top = int(torch.randint(0, img.height - self.crop + 1, ()).item())
+        else:
+            left, top = (img.width - self.crop) // 2, (img.height - self.crop) // 2
+        return to_uint8_chw(img.crop((left, top, left + self.crop, top + self.crop)))
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero-pad a batch by ``pad`` and take one random crop of the original size per image."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # NHWC: one gather per pixel
+    dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), generator=generator, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), generator=generator, device=x.device)
+    rows = dy + torch.arange(h, device=x.device).view(1, h, 1)
+    cols = dx + torch.arange(w, device=x.device).view(1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    return padded[batch, rows, cols].permute(0, 3, 1, 2)  # NCHW view of NHWC memory
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def pca_basis(images: torch.Tensor, max_pixels: int = 1_000_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues and eigenvectors (columns) of the RGB covariance of uint8 images, [0, 1] scale."""
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, 3)
+    if len(pixels) > max_pixels:
+        pixels = pixels[:: -(-len(pixels) // max_pixels)]  # evenly spaced, at most max_pixels
+    eigval, eigvec = torch.linalg.eigh(torch.cov(pixels.double().T / 255))
+    return eigval.float(), eigvec.float()
+
+
+def pca_colour(
+    x: torch.Tensor, eigval: torch.Tensor, eigvec: torch.Tensor, std: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """AlexNet's colour shift: add sum_i a_i * lambda_i * p_i to every pixel, a_i ~ N(0, std)."""
+    alpha = torch.randn(x.shape[0], 3, generator=generator, device=x.device) * std
+    shift = (alpha * eigval.to(x.device)) @ eigvec.to(x.device).T  # (N, 3)
+    return x + shift.view(-1, 3, 1, 1)
+
+
+@dataclass
+class BatchTransform:
+    """uint8 batch -> normalised float batch, with the train-time augmentation on the device.
+
+    ``std`` of 1.0 per channel is the paper's mean subtraction only. ``size`` resizes every batch
+    (e.g. CIFAR upsampled to 224, an option some re-implementations take).
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    pad_crop: int = 0
+    flip: bool = True
+    pca_std: float = 0.0
+    pca_eigval: torch.Tensor | None = None
+    pca_eigvec: torch.Tensor | None = None
+    size: int | None = None
+    channels_last: bool = True
+
+    def __call__(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+        if train and self.pad_crop:
+            x = random_crop(x, self.pad_crop, generator)
+        if train and self.flip:
+            x = random_flip(x, generator)
+        x = x.float().div_(255)
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False)
+        if train and self.pca_std > 0 and self.pca_eigval is not None:
+            x = pca_colour(x, self.pca_eigval, self.pca_eigvec, self.pca_std, generator)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+

@@ -1,0 +1,36 @@
+"""matplotlib behind one door: a headless backend, a one-line error when it is missing, atomic PNGs.
+
+matplotlib is an optional extra (``pip install 'vggnet[plot]'``); only PNG output needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vggnet.atomic import atomic_path
+from vggnet.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError("PNG output needs matplotlib: pip install 'vggnet[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write a PNG atomically: to a temporary file beside ``path``, then rename."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    pyplot().close(fig)
+    return Path(path)

@@ -1,0 +1,250 @@
+"""The training loop: one path, fast by default (batched on-device augmentation, bf16 autocast,
+channels_last), checkpointed every epoch so ``resume`` continues exactly where it stopped.
+
+    train("vgg11_bn", "sample", get_recipe("cifar-fast"), out="runs/demo")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from vggnet import __version__
+from vggnet.atomic import atomic_path
+from vggnet.data.arrays import ImageArrays, channel_mean_std
+from vggnet.data.datasets import DataSplits, load_data
+from vggnet.data.loader import make_batches
+from vggnet.data.transforms import BatchTransform, pca_basis
+from vggnet.errors import CheckpointError, VggnetError
+from vggnet.evaluate.metrics import predict, score
+from vggnet.evaluate.report import require_report_libraries, write_report
+from vggnet.models import create_model, init_from_shallower, resolve_name
+from vggnet.progress import progress_bar
+from vggnet.train.checkpoint import load_checkpoint, save_checkpoint
+from vggnet.train.optim import build_optimizer, build_scheduler
+from vggnet.train.recipes import Recipe, check_recipe
+from vggnet.train.stats import stream_stats
+
+CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds", "images_per_s")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict]
+    metrics: dict  # the final validation scores (metrics.json)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed every generator; ``deterministic`` also forbids non-deterministic kernels."""
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def _model_kwargs(name: str, recipe: Recipe, num_classes: int, size: int) -> dict:
+    if not name.startswith("vgg"):
+        return {"num_classes": num_classes}
+    head = recipe.head if recipe.head != "auto" else ("imagenet" if size >= 224 else "small")
+    return {"num_classes": num_classes, "head": head, "dropout": recipe.dropout, "init": recipe.init}
+
+
+def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
+    """Mean, std and PCA colour basis of the training images (a sample of them when streamed)."""
+    if isinstance(data.train, ImageArrays):
+        mean, std = channel_mean_std(data.train.images)
+        eigval, eigvec = pca_basis(data.train.images)
+    else:
+        mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
+    return {"mean": mean, "std": std if recipe.normalize_std else [1.0, 1.0, 1.0],
+            "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
+
+
+def _write_csv(run_dir: Path, history: list[dict]) -> None:
+    with atomic_path(run_dir / "metrics.csv") as tmp:
+        lines = [",".join(CSV_FIELDS)] + [",".join(f"{row[k]:.6g}" for k in CSV_FIELDS) for row in history]
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _write_json(path: Path, obj: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # optional: metrics.csv always has the same numbers
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def train(
+    model_name: str | None,
+    data: str | os.PathLike[str] | None,
+    recipe: Recipe | None,
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    deterministic: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model_name`` on ``data`` with ``recipe``, writing everything to the run dir ``out``.
+
+    With ``resume`` the run in ``out`` continues from its latest checkpoint: same model, data
+    split, recipe, weights, optimizer and scheduler state, random generators and history (pass
+    None for the first three); ``epochs`` raises the epoch count of the saved recipe.
+    """
+    require_report_libraries()
+    run_dir = Path(out)
+    device = torch.device(device) if device is not None else default_device()
+    state = None
+    if resume:
+        try:
+            run = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"cannot resume from {run_dir}: no readable run.json ({err})") from None
+        ckpt = load_checkpoint(run_dir)
+        state = ckpt.state
+        if state is None:
+            raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
+        model_name, data, seed, deterministic = run["model"], run["data"], run["seed"], run["deterministic"]
+        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
+        recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
+    elif (run_dir / "checkpoints").exists():
+        raise VggnetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if recipe is None or model_name is None or data is None:
+        raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
+    check_recipe(recipe)
+    resolve_name(model_name)  # an unknown name fails before any data is read
+    set_determinism(seed, deterministic)
+
+    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress)
+    if splits.train is None or splits.val is None:
+        raise VggnetError(f"dataset {data} needs images to train on and a validation split")
+    size = recipe.image_size or splits.native_size or 224
+    model_kwargs = _model_kwargs(model_name, recipe, len(splits.classes), size)
+    model = create_model(model_name, **model_kwargs)
+    stats = state["stats"] if state else _stats(splits, recipe, size)
+    if recipe.init_from and not resume:
+        from vggnet.train.checkpoint import model_from_checkpoint
+
+        init_from_shallower(model, model_from_checkpoint(recipe.init_from)[0])
+    if state:
+        model.load_state_dict(ckpt.weights)
+    model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
+    step_model = torch.compile(model) if recipe.compile else model
+
+    transform = BatchTransform(
+        mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop, flip=recipe.flip,
+        pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
+        pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
+        channels_last=recipe.channels_last,
+    )
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    loader_args = {"device": device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
+    train_batches = make_batches(splits.train, recipe.batch_size, train=True, generator=shuffle_gen, **loader_args)
+    val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale)}
+    val_batches = make_batches(splits.val, recipe.batch_size, train=False, **val_args)
+    optimizer = build_optimizer(model, recipe)
+    scheduler = build_scheduler(optimizer, recipe, len(train_batches))
+    history: list[dict] = []
+    start = 1
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        shuffle_gen.set_state(state["rng"]["shuffle"])
+        augment_gen.set_state(state["rng"]["augment"])
+        history, start = state["history"], state["epoch"] + 1
+
+    meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
+            "mean": stats["mean"], "std": stats["std"], "image_size": size, "test_scale": recipe.test_scale,
+            "in_memory": splits.in_memory, "data": str(data), "recipe": recipe.name, "seed": seed,
+            "val_fraction": recipe.val_fraction}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "run.json", {
+        "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic,
+        "recipe": dataclasses.asdict(recipe), "model_kwargs": model_kwargs, "image_size": size,
+        "train_images": len(splits.train), "val_images": len(splits.val), "skipped_images": splits.skipped,
+        "device": str(device), "torch": torch.__version__, "vggnet": __version__,
+    })
+    writer = _tensorboard(run_dir)
+    val_transform = lambda x: transform(x, train=False)  # noqa: E731
+
+    for epoch in range(start, recipe.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        with progress_bar(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches), enabled=progress) as bar:
+            for step, (images, labels) in enumerate(train_batches):
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                if (labels < 0).any():  # undecodable streamed images
+                    images, labels = images[labels >= 0], labels[labels >= 0]
+                x = transform(images, train=True, generator=augment_gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
+                    logits = step_model(x)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler.per_step:
+                    scheduler.step()
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.argmax(1) == labels).sum()
+                seen += len(labels)
+                bar.advance()
+                if step % 10 == 9 or step == len(train_batches) - 1:
+                    rate = seen / (time.perf_counter() - t0)
+                    bar.note(f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.1%}  {rate:.0f} img/s")
+        train_seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sum):
+            raise VggnetError(f"the loss became {loss_sum.item()} in epoch {epoch}; lower the learning rate")
+        val = predict(model, val_batches, val_transform, bf16=recipe.bf16)
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
+               "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
+               "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
+               "images_per_s": seen / train_seconds}
+        history.append(row)
+        if not scheduler.per_step:
+            scheduler.step(row["val_top1"])
+        if progress:
+            print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}  top-5 {row['val_top5']:.2%}  "
+                  f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
+        _write_csv(run_dir, history)
+        if writer is not None:
+            for key in CSV_FIELDS[1:]:
+                writer.add_scalar(key, row[key], epoch)
+        save_checkpoint(run_dir, epoch, model, meta, {
+            "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state(),
+                    "augment": augment_gen.get_state()},
+            "history": history, "stats": stats,
+        })
+    if writer is not None:
+        writer.close()
+
+    final = predict(model, val_batches, val_transform, bf16=recipe.bf16)
+    metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes)}
+    _write_json(run_dir / "metrics.json", metrics)
+    write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")
+    return TrainResult(run_dir, history, metrics)

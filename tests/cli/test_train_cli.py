@@ -1,0 +1,63 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import colour_folders
+from vggnet.cli import cli
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    colour_folders(tmp_path / "d" / "train", per_class=12)
+    colour_folders(tmp_path / "d" / "val", per_class=4, seed=1)
+    return tmp_path / "d"
+
+
+def test_train_evaluate_predict_round_trip(data, tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--model", "vgg11_bn", "--data", data, "--epochs", "2", "--batch-size", "12",
+                 "--lr", "0.01", "--set", "bf16=false", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "val top-1" in result.stdout and "report.md" in result.stdout
+    assert json.loads((out / "run.json").read_text())["recipe"]["bf16"] is False
+    result = run("evaluate", "--checkpoint", out, "--data", data, "--split", "val", "--out", tmp_path / "ev", "--quiet")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["images"] == 12 and len(metrics["per_class"]) == 3
+    result = run("predict", "--checkpoint", out, data / "val" / "red" / "0.png", "--top-k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)[0]["top"]) == 2
+    table = run("predict", "--checkpoint", out, data / "val" / "red" / "0.png")
+    assert "probability" in table.stdout
+    resumed = run("train", "--resume", out, "--epochs", "3", "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "checkpoints" / "LATEST").read_text().strip() == "epoch-0003"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--model", "vgg11", "--data", "/no/such/dir"], "unknown dataset '/no/such/dir'"),
+    (["train", "--model", "vgg99", "--data", "sample"], "unknown model 'vgg99'"),
+    (["train", "--model", "vgg11", "--data", "sample", "--set", "lr"], "--set takes FIELD=VALUE"),
+    (["train", "--model", "vgg11", "--data", "sample", "--set", "speed=2"], "unknown recipe field 'speed'"),
+    (["train", "--data", "sample"], "train needs --model and --data"),
+    (["train", "--resume", ".", "--lr", "0.1"], "only --epochs may change"),
+    (["train", "--resume", "."], "no readable run.json"),
+])
+def test_bad_train_arguments_are_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "w.safetensors").write_bytes(b"\x00" * 16)
+    result = run("evaluate", "--checkpoint", tmp_path / "w.safetensors", "--data", "sample", "--out", tmp_path)
+    assert result.exit_code == 2 and result.stderr.startswith("error: cannot read")

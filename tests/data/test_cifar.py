@@ -1,0 +1,94 @@
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import CIFAR_CLASSES, FileServer, cifar_batches, make_cifar_archive, md5, write_tar
+from vggnet.data import cifar
+from vggnet.data.datasets import load_data
+from vggnet.errors import ChecksumError, DataError
+
+
+def test_archive_reads_as_the_official_layout(tmp_path):
+    archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", n_per_batch=20, n_test=12)
+    data = cifar.load_cifar10(archive)
+    assert data["train"].images.shape == (100, 3, 32, 32) and data["test"].images.shape == (12, 3, 32, 32)
+    assert data["train"].classes == CIFAR_CLASSES
+    # Row-major (3, 32, 32): the first 1024 bytes of a row are the red plane.
+    batch = pickle.loads(cifar_batches(n_per_batch=20, n_test=12)["data_batch_2"])
+    assert torch.equal(data["train"].images[20, 0].flatten(), torch.from_numpy(batch[b"data"][0, :1024]))
+    assert data["train"].labels[20:40].tolist() == batch[b"labels"]
+
+
+def test_extracted_folder_and_its_parent_read_the_same(tmp_path):
+    archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    a = cifar.load_cifar10(archive)["train"]
+    for root in (tmp_path / "x", tmp_path / "x" / "cifar-10-batches-py"):
+        b = cifar.load_cifar10(root)["train"]
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+
+
+def test_download_into_cache_with_md5_then_split(tmp_path, monkeypatch):
+    archive = make_cifar_archive(tmp_path / "src.tar.gz", n_per_batch=40)
+    server = FileServer(archive.read_bytes())
+    try:
+        monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(cifar, "MD5", md5(archive))
+        monkeypatch.setattr(cifar, "URL", server.url)
+        splits = load_data("cifar10", val_fraction=0.1, seed=3, progress=False)
+        assert (tmp_path / "home" / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == archive.read_bytes()
+        assert (len(splits.train), len(splits.val), len(splits.test)) == (180, 20, 20)
+        again = load_data("cifar10", val_fraction=0.1, seed=3, progress=False)
+        assert len(server.requests) == 1  # cached
+        assert torch.equal(again.val.images, splits.val.images)  # the seeded split is stable
+    finally:
+        server.close()
+
+
+def test_wrong_md5_download_is_refused(tmp_path, monkeypatch):
+    archive = make_cifar_archive(tmp_path / "src.tar.gz")
+    server = FileServer(archive.read_bytes())
+    try:
+        monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(cifar, "URL", server.url)  # the real MD5 cannot match this archive
+        with pytest.raises(ChecksumError, match="expected c58f30108f718f92721af3b95e74349a"):
+            cifar.load_cifar10(progress=False)
+        assert not (tmp_path / "home" / "cifar10" / "cifar-10-python.tar.gz").exists()
+    finally:
+        server.close()
+
+
+def test_labels_out_of_range_are_refused(tmp_path):
+    archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", bad_label=True)
+    with pytest.raises(DataError, match=r"1 labels out of range \[0, 10\), e.g. 10"):
+        cifar.load_cifar10(archive)
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    files = cifar_batches()
+    files["data_batch_1"] = pickle.dumps({b"data": Evil()}, protocol=2)
+    archive = write_tar(tmp_path / "cifar-10-python.tar.gz", files, prefix="cifar-10-batches-py/")
+    with pytest.raises(DataError, match=r"refers to \S*print, which the format never uses"):
+        cifar.load_cifar10(archive)
+
+
+def test_missing_batch_and_wrong_shape_are_one_line(tmp_path):
+    files = cifar_batches()
+    del files["test_batch"]
+    with pytest.raises(DataError, match="has no test_batch"):
+        cifar.load_cifar10(write_tar(tmp_path / "a.tar.gz", files))
+    files = cifar_batches()
+    files["data_batch_1"] = pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, protocol=2)
+    with pytest.raises(DataError, match=r"must be \(N, 3072\) uint8"):
+        cifar.load_cifar10(write_tar(tmp_path / "b.tar.gz", files))
+    (tmp_path / "c.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(DataError, match="cannot open CIFAR archive"):
+        cifar.load_cifar10(tmp_path / "c.tar.gz")

@@ -1,0 +1,77 @@
+import hashlib
+
+import pytest
+
+from tests.helpers import FileServer
+from vggnet.data.download import download, file_digest
+from vggnet.errors import ChecksumError, DownloadError
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, several read chunks
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+
+
+@pytest.fixture
+def server():
+    s = FileServer(PAYLOAD)
+    yield s
+    s.close()
+
+
+def test_download_verifies_and_renames(server, tmp_path):
+    dest = download(server.url, tmp_path / "a.tar.gz", md5=MD5, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert not (tmp_path / "a.tar.gz.part").exists()
+    assert file_digest(dest, "sha256") == hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_present_file_with_right_checksum_is_not_fetched_again(server, tmp_path):
+    download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    assert len(server.requests) == 1
+
+
+def test_truncated_download_keeps_part_and_resumes_with_range(server, tmp_path):
+    server.cut_after = 300_000
+    with pytest.raises(DownloadError, match="stopped at 300000 of 1048576 bytes; run again to resume"):
+        download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    assert (tmp_path / "a.part").stat().st_size == 300_000
+    assert not (tmp_path / "a").exists()
+    server.cut_after = None
+    dest = download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    assert server.requests[-1]["Range"] == "bytes=300000-"
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_server_that_ignores_range_restarts_from_zero(server, tmp_path):
+    (tmp_path / "a.part").write_bytes(PAYLOAD[:1000])
+    server.ignore_range = True
+    assert download(server.url, tmp_path / "a", md5=MD5, progress=False).read_bytes() == PAYLOAD
+
+
+def test_complete_part_file_is_verified_after_416(server, tmp_path):
+    (tmp_path / "a.part").write_bytes(PAYLOAD)
+    assert download(server.url, tmp_path / "a", md5=MD5, progress=False).read_bytes() == PAYLOAD
+    assert server.requests[-1]["Range"] == f"bytes={len(PAYLOAD)}-"
+
+
+def test_checksum_mismatch_removes_the_file(server, tmp_path):
+    with pytest.raises(ChecksumError, match=f"md5 of a is {MD5}, expected 0+; the file was removed"):
+        download(server.url, tmp_path / "a", md5="0" * 32, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_part_is_caught_by_checksum_not_used(server, tmp_path):
+    (tmp_path / "a.part").write_bytes(b"x" * 1000)  # wrong bytes: resuming after them gives a bad file
+    with pytest.raises(ChecksumError):
+        download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    assert download(server.url, tmp_path / "a", md5=MD5, progress=False).read_bytes() == PAYLOAD
+
+
+def test_http_error_and_unreachable_host_are_one_line(server, tmp_path):
+    server.status = 404
+    with pytest.raises(DownloadError, match=r"HTTP 404") as err:
+        download(server.url, tmp_path / "a", md5=MD5, progress=False)
+    assert "\n" not in str(err.value)
+    server.close()
+    with pytest.raises(DownloadError, match="cannot download"):
+        download(server.url, tmp_path / "b", md5=MD5, progress=False, timeout=2)

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from tests.helpers import colour_folders
+from vggnet.errors import DataError
+from vggnet.evaluate.predict import predict_images
+from vggnet.evaluate.run import evaluate_checkpoint
+from vggnet.train.loop import train
+from vggnet.train.recipes import get_recipe
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VGGNET_HOME", str(root / "cache"))
+    data = root / "colours"  # the ImageNet layout: given train/ and val/ splits
+    colour_folders(data / "train", per_class=18)
+    colour_folders(data / "val", per_class=6, seed=1)
+    recipe = get_recipe("cifar-fast", {"epochs": "3", "batch_size": "16", "lr": "0.01"})
+    train("vgg11_bn", data, recipe, root / "run", progress=False)
+    yield root, data
+    mp.undo()
+
+
+def test_evaluate_a_whole_folder_writes_metrics_json(trained):
+    root, _ = trained
+    other = colour_folders(root / "unseen", per_class=5, seed=7)
+    m = evaluate_checkpoint(root / "run", other, root / "ev", progress=False)
+    on_disk = json.loads((root / "ev" / "metrics.json").read_text())
+    assert on_disk["images"] == 15 == sum(map(sum, on_disk["confusion_matrix"]))  # all of it, no split
+    assert on_disk["top1"] == m["top1"] >= 0.8
+    assert (root / "ev" / "confusion.png").stat().st_size > 0 and (root / "ev" / "report.md").exists()
+
+
+def test_evaluate_val_split_matches_the_training_report(trained):
+    root, data = trained
+    m = evaluate_checkpoint(root / "run", data, root / "ev2", split="val", progress=False)
+    trained_metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert m["images"] == trained_metrics["images"] == 18
+    assert m["confusion_matrix"] == trained_metrics["confusion_matrix"]
+
+
+def test_evaluate_refuses_other_classes_and_missing_splits(trained, tmp_path):
+    root, data = trained
+    with pytest.raises(DataError, match=r"has no 'test' split; it has train, val"):
+        evaluate_checkpoint(root / "run", data, tmp_path, split="test", progress=False)
+    (tmp_path / "y" / "cats").mkdir(parents=True)
+    (data / "val" / "red" / "0.png").replace(tmp_path / "y" / "cats" / "0.png")
+    with pytest.raises(DataError, match="but the checkpoint was trained on"):
+        evaluate_checkpoint(root / "run", tmp_path / "y", tmp_path, progress=False)
+
+
+def test_predict_ranks_labels_with_probabilities(trained, tmp_path):
+    root, data = trained
+    results = predict_images(root / "run", [data / "val" / "green" / "1.png", data / "val" / "blue" / "2.png"], top_k=3)
+    assert [r["top"][0]["label"] for r in results] == ["green", "blue"]
+    for r in results:
+        probs = [t["probability"] for t in r["top"]]
+        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff junk")
+    with pytest.raises(DataError, match=r"bad\.jpg: not a readable image"):
+        predict_images(root / "run", [tmp_path / "bad.jpg"])

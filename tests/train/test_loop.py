@@ -1,0 +1,102 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from vggnet.data import transforms
+from vggnet.errors import VggnetError
+from vggnet.train.checkpoint import load_checkpoint
+from vggnet.train.loop import train
+from vggnet.train.recipes import get_recipe
+
+FAST = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "bf16": "false"}
+
+
+def _run(data, out, epochs, resume=False, **overrides):
+    if resume:
+        return train(None, None, None, out, resume=True, epochs=epochs, progress=False)
+    recipe = get_recipe("cifar-fast", {**FAST, "epochs": str(epochs), **overrides})
+    return train("vgg11_bn", data, recipe, out, seed=0, deterministic=True, progress=False)
+
+
+def _same_weights(a, b):
+    wa, wb = load_checkpoint(a).weights, load_checkpoint(b).weights
+    return all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_training_learns_and_writes_the_run(colours, tmp_path):
+    result = _run(colours, tmp_path / "run", epochs=3)
+    run = tmp_path / "run"
+    assert result.metrics["top1"] >= 0.9  # colour is easy; chance is 1/3
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3] and float(rows[-1]["lr"]) == 0.0  # one-cycle ends at 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"top1", "top5", "loss", "per_class", "confusion_matrix"} <= set(metrics)
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["images"] == 18
+    for name in ("report.md", "curves.png", "confusion.png", "confusion.txt", "run.json"):
+        assert (run / name).stat().st_size > 0, name
+    assert (run / "checkpoints" / "LATEST").read_text().strip() == "epoch-0003"
+
+
+def test_resume_extends_a_finished_run_exactly(colours, tmp_path):
+    constant = {"schedule": "constant"}  # one-cycle depends on the epoch count; a constant rate does not
+    _run(colours, tmp_path / "straight", epochs=2, **constant)
+    _run(colours, tmp_path / "split", epochs=1, **constant)
+    resumed = _run(colours, tmp_path / "split", epochs=2, resume=True)
+    assert _same_weights(tmp_path / "straight", tmp_path / "split")
+    straight = load_checkpoint(tmp_path / "straight").state["history"]
+    for a, b in zip(straight, resumed.history, strict=True):
+        assert {k: v for k, v in a.items() if k not in ("seconds", "images_per_s")} == \
+               {k: v for k, v in b.items() if k not in ("seconds", "images_per_s")}
+
+
+def test_interrupted_epoch_resumes_from_the_last_checkpoint(colours, tmp_path, monkeypatch):
+    _run(colours, tmp_path / "straight", epochs=2)
+    calls = {"n": 0}
+    real = transforms.BatchTransform.__call__
+
+    def interrupt(self, x, train, generator=None):
+        calls["n"] += train
+        if calls["n"] == 5:  # the second batch of epoch 2 (4 batches per epoch)
+            raise KeyboardInterrupt
+        return real(self, x, train, generator)
+
+    monkeypatch.setattr(transforms.BatchTransform, "__call__", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _run(colours, tmp_path / "cut", epochs=2)
+    monkeypatch.undo()
+    assert (tmp_path / "cut" / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
+    _run(colours, tmp_path / "cut", epochs=2, resume=True)
+    assert _same_weights(tmp_path / "straight", tmp_path / "cut")
+
+
+def test_existing_run_is_not_overwritten(colours, tmp_path):
+    _run(colours, tmp_path / "run", epochs=1)
+    with pytest.raises(VggnetError, match="already holds a run; pass --resume"):
+        _run(colours, tmp_path / "run", epochs=1)
+
+
+def test_paper_recipe_with_plateau_and_pca_runs(colours, tmp_path):
+    recipe = get_recipe("paper", {"epochs": "2", "batch_size": "16", "lr": "0.01", "val_fraction": "0.25",
+                                  "lr_drop_patience": "0", "dropout": "0.5"})
+    result = train("vgg11", colours, recipe, tmp_path / "p", progress=False)
+    assert len(result.history) == 2 and result.history[0]["lr"] == 0.01
+    meta = load_checkpoint(tmp_path / "p").meta
+    assert meta["model_kwargs"] == {"num_classes": 3, "head": "small", "dropout": 0.5, "init": "normal001"}
+    assert meta["std"] == [1.0, 1.0, 1.0]  # the paper subtracts the mean only
+
+
+def test_deeper_net_starts_from_a_trained_shallower_one(colours, tmp_path):
+    paper = {"batch_size": "16", "val_fraction": "0.25", "bf16": "false"}
+    train("vgg11", colours, get_recipe("paper", {**paper, "epochs": "1"}), tmp_path / "a", progress=False)
+    still = get_recipe("paper", {**paper, "epochs": "1", "lr": "1e-30", "init_from": str(tmp_path / "a")})
+    train("vgg13", colours, still, tmp_path / "b", progress=False)  # lr ~ 0: weights stay as initialised
+    a, b = load_checkpoint(tmp_path / "a").weights, load_checkpoint(tmp_path / "b").weights
+    # A's first four convs (conv1_1, conv2_1, conv3_1, conv3_2) go to the same paper names in B.
+    pairs = {"features.0": "features.0", "features.3": "features.5", "features.6": "features.10",
+             "features.8": "features.12", "classifier.0": "classifier.0", "classifier.6": "classifier.6"}
+    for ka, kb in pairs.items():
+        for part in ("weight", "bias"):  # equal up to lr * gradient ~ 1e-30
+            torch.testing.assert_close(a[f"{ka}.{part}"], b[f"{kb}.{part}"], rtol=1e-6, atol=1e-25)
+    assert abs(b["features.2.weight"].std().item() - 0.01) < 0.001  # conv1_2 is new: N(0, 0.01)

@@ -1,0 +1,39 @@
+import pytest
+
+from vggnet.errors import VggnetError
+from vggnet.train.recipes import RECIPES, get_recipe
+
+
+def test_paper_recipe_is_section_3_1():
+    r = RECIPES["paper"]
+    assert (r.optimizer, r.momentum, r.batch_size, r.weight_decay) == ("sgd", 0.9, 256, 5e-4)
+    assert (r.dropout, r.lr, r.init) == (0.5, 1e-2, "normal001")
+    assert (r.schedule, r.lr_drop_factor, r.max_lr_drops, r.scale, r.pca_colour) == ("plateau", 0.1, 3, (256, 512), 0.1)
+
+
+def test_adam_recipe_is_the_common_reimplementation():
+    r = RECIPES["adam"]
+    assert (r.optimizer, r.lr, r.batch_size, r.weight_decay) == ("adam", 1e-4, 256, 0.0)
+
+
+def test_overrides_are_parsed_to_field_types():
+    r = get_recipe("paper", {"epochs": "3", "lr": "0.05", "nesterov": "true", "scale": "256-384", "batch-size": 8})
+    assert (r.epochs, r.lr, r.nesterov, r.scale, r.batch_size) == (3, 0.05, True, (256, 384), 8)
+    assert get_recipe("paper", {"scale": "384"}).scale == (384, 384)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"lerning_rate": "1"}, "unknown recipe field 'lerning_rate'"),
+    ({"epochs": "ten"}, "recipe field epochs \\(int\\) cannot be 'ten'"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam"),
+    ({"dropout": "1.5"}, "dropout must be in"),
+    ({"flip": "maybe"}, "flip \\(bool\\) cannot be 'maybe'"),
+])
+def test_bad_overrides_are_one_line_errors(overrides, message):
+    with pytest.raises(VggnetError, match=message):
+        get_recipe("paper", overrides)
+
+
+def test_unknown_recipe():
+    with pytest.raises(VggnetError, match="unknown recipe 'fast'; valid: paper, adam, cifar-fast"):
+        get_recipe("fast")
