@@ -21,3 +21,9 @@ def n_params(model: nn.Module) -> int:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's cache (~/.cache/vggnet); tests that need their own set it again."""
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path_factory.getbasetemp() / "vggnet-home"))

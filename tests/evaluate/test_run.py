@@ -62,3 +62,16 @@ def test_predict_ranks_labels_with_probabilities(trained, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff junk")
     with pytest.raises(DataError, match=r"bad\.jpg: not a readable image"):
         predict_images(root / "run", [tmp_path / "bad.jpg"])
+
+
+def test_cifar_archive_trains_and_evaluates_on_the_official_test_batch(tmp_path):
+    from tests.helpers import make_cifar_archive
+
+    archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", n_per_batch=20, n_test=30)
+    recipe = get_recipe("cifar-fast", {"epochs": "1", "batch_size": "32"})
+    train("vgg11_bn", archive, recipe, tmp_path / "run", progress=False)
+    val = evaluate_checkpoint(tmp_path / "run", archive, tmp_path / "val", split="val", progress=False)
+    test = evaluate_checkpoint(tmp_path / "run", archive, tmp_path / "test", split="test", progress=False)
+    assert (val["images"], test["images"]) == (10, 30)  # the seeded 10% of 100, and test_batch
+    assert val["classes"] == test["classes"] == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                                  "horse", "ship", "truck"]

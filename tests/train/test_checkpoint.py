@@ -49,13 +49,12 @@ def test_disk_full_during_a_write_keeps_the_last_good_checkpoint(model, tmp_path
         Path(path).write_bytes(b"\0" * 100)  # a partial file, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(ck.torch, "save", full) if where == "state" else monkeypatch.setattr(ck, "save_weights", full)
     with torch.no_grad():
         model.features[0].weight.add_(1)
-    with pytest.raises(OSError, match="No space left"):
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="No space left"):
+        patch.setattr(ck.torch, "save", full) if where == "state" else patch.setattr(ck, "save_weights", full)
         ck.save_checkpoint(tmp_path, 2, model, META, _state(2))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["LATEST", "epoch-0001"]
-    monkeypatch.undo()
     loaded = ck.load_checkpoint(tmp_path)
     assert loaded.meta["epoch"] == 1 and loaded.state["epoch"] == 1
     assert not torch.equal(loaded.weights["features.0.weight"], model.features[0].weight)

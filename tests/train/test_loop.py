@@ -62,10 +62,9 @@ def test_interrupted_epoch_resumes_from_the_last_checkpoint(colours, tmp_path, m
             raise KeyboardInterrupt
         return real(self, x, train, generator)
 
-    monkeypatch.setattr(transforms.BatchTransform, "__call__", interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(transforms.BatchTransform, "__call__", interrupt)
         _run(colours, tmp_path / "cut", epochs=2)
-    monkeypatch.undo()
     assert (tmp_path / "cut" / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
     _run(colours, tmp_path / "cut", epochs=2, resume=True)
     assert _same_weights(tmp_path / "straight", tmp_path / "cut")
@@ -100,3 +99,18 @@ def test_deeper_net_starts_from_a_trained_shallower_one(colours, tmp_path):
         for part in ("weight", "bias"):  # equal up to lr * gradient ~ 1e-30
             torch.testing.assert_close(a[f"{ka}.{part}"], b[f"{kb}.{part}"], rtol=1e-6, atol=1e-25)
     assert abs(b["features.2.weight"].std().item() - 0.01) < 0.001  # conv1_2 is new: N(0, 0.01)
+
+
+def test_large_images_stream_with_the_paper_pipeline(tmp_path):
+    from tests.helpers import colour_folders
+
+    data = colour_folders(tmp_path / "big", per_class=8, size=96)  # > 64 px: streamed, not held in memory
+    (data / "red" / "broken.png").write_bytes(b"\x89PNG broken")
+    recipe = get_recipe("paper", {"epochs": "1", "batch_size": "8", "image_size": "64", "scale": "72-96",
+                                  "test_scale": "72", "val_fraction": "0.25", "workers": "2", "bf16": "false"})
+    result = train("vgg11", data, recipe, tmp_path / "run", progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (run["image_size"], run["train_images"], run["val_images"]) == (64, 19, 6)
+    meta = load_checkpoint(tmp_path / "run").meta
+    assert meta["in_memory"] is False and meta["image_size"] == 64 and meta["test_scale"] == 72
+    assert result.metrics["images"] + result.metrics["skipped"] == 6
