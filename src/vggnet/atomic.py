@@ -39,3 +39,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
+    """Replace ``target`` with ``text`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)

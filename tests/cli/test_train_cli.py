@@ -61,3 +61,18 @@ def test_evaluate_a_file_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(b"\x00" * 16)
     result = run("evaluate", "--checkpoint", tmp_path / "w.safetensors", "--data", "sample", "--out", tmp_path)
     assert result.exit_code == 2 and result.stderr.startswith("error: cannot read")
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(data, tmp_path, monkeypatch):
+    import vggnet.train.loop as loop
+
+    def interrupted(*args, **kwargs):
+        (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+        (tmp_path / "run" / "checkpoints" / "LATEST").write_text("epoch-0002\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    result = run("train", "--model", "vgg11", "--data", data, "--out", tmp_path / "run")
+    assert result.exit_code == 130
+    assert result.stderr == (f"interrupted: checkpoint epoch-0002 is kept; "
+                             f"continue with `vggnet train --resume {tmp_path / 'run'}`\n")

@@ -49,10 +49,12 @@ def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume
     from vggnet.train.recipes import get_recipe
 
     common = {"device": device, "progress": not quiet}
+    how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
         if model or data or sets or batch_size or lr or compile_:
             raise VggnetError("--resume continues a run as it was saved; only --epochs may change")
-        result = train(None, None, None, resume, resume=True, epochs=epochs, **common)
+        run_dir = Path(resume)
+        how = {"model_name": None, "data": None, "recipe": None, "resume": True, "epochs": epochs}
     else:
         if model is None or data is None:
             raise VggnetError("train needs --model and --data (or --resume DIR)")
@@ -60,9 +62,16 @@ def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None)):
             if value is not None:
                 overrides[key] = value
-        out = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
-        result = train(model, data, get_recipe(recipe, overrides), out, seed=seed, deterministic=deterministic,
-                       **common)
+        run_dir = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
+        how = {"model_name": model, "data": data, "recipe": get_recipe(recipe, overrides), "seed": seed,
+               "deterministic": deterministic}
+    try:
+        result = train(out=run_dir, **how, **common)
+    except KeyboardInterrupt:
+        latest = run_dir / "checkpoints" / "LATEST"
+        kept = f"checkpoint {latest.read_text().strip()} is kept" if latest.exists() else "no epoch had finished"
+        click.echo(f"interrupted: {kept}; continue with `vggnet train --resume {run_dir}`", err=True)
+        raise SystemExit(130) from None
     m = result.metrics
     click.echo(f"val top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  "
                f"({m['images']} images); report: {result.run_dir / 'report.md'}")

@@ -18,7 +18,7 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import torch
@@ -52,7 +52,9 @@ def decode_rgb(data: bytes) -> Image.Image:
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(background, rgba).convert("RGB")
             return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except UnidentifiedImageError:
+        raise BadImage("not a format Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError) as err:  # truncated or damaged data
         raise BadImage(str(err) or type(err).__name__) from None
 
 
@@ -109,13 +111,12 @@ class FolderIndex:
     source: FileSource
     entries: list[tuple[str, int]]
     classes: list[str]
-    skipped: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.entries)
 
 
-def _layout(names: list[str]) -> tuple[dict[str, list[tuple[str, str]]], str]:
+def _layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
     """Group image paths into splits -> [(path, class)], peeling one wrapping folder if needed."""
     found = [(n, PurePosixPath(n)) for n in names]  # keep each name as stored ('./a/0.jpg')
     found = [(n, p) for n, p in found if p.suffix.lower() in IMAGE_EXTENSIONS]
@@ -128,12 +129,12 @@ def _layout(names: list[str]) -> tuple[dict[str, list[tuple[str, str]]], str]:
             splits: dict[str, list[tuple[str, str]]] = {}
             for n, p in found:
                 splits.setdefault(SPLIT_ALIASES[p.parts[prefix]], []).append((n, p.parts[prefix + 1]))
-            return splits, "splits"
+            return splits
         if deep and len(tops) == 1:
             prefix += 1
             continue
-        return {"all": [(n, p.parts[prefix]) for n, p in found if len(p.parts) >= prefix + 2]}, "classes"
-    return {}, "empty"
+        return {"all": [(n, p.parts[prefix]) for n, p in found if len(p.parts) >= prefix + 2]}
+    return {}
 
 
 def scan_folder(path: str | os.PathLike[str]) -> dict[str, FolderIndex]:
@@ -142,7 +143,7 @@ def scan_folder(path: str | os.PathLike[str]) -> dict[str, FolderIndex]:
     if not root.exists():
         raise DataError(f"no such dataset folder or archive: {root}")
     source = FileSource(root)
-    splits, _ = _layout(source.names())
+    splits = _layout(source.names())
     if not any(splits.values()):
         raise DataError(f"no images found in {root} (expected one folder per class holding image files)")
     first = "train" if "train" in splits else next(iter(splits))

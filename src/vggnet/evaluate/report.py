@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vggnet.atomic import atomic_path
+from vggnet.atomic import atomic_write_text
 from vggnet.errors import MissingDependencyError
 from vggnet.plotting import pyplot, save_figure
 
@@ -107,13 +107,10 @@ def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str
 def write_report(out: Path, metrics: dict, history: list[dict], title: str) -> Path:
     """Write confusion.txt, confusion.png, curves.png (when there is a history) and report.md."""
     out = Path(out)
-    with atomic_path(out / "confusion.txt") as tmp:
-        tmp.write_text(confusion_text(metrics["confusion_matrix"], metrics["classes"]))
+    atomic_write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], metrics["classes"]))
     save_figure(confusion_figure(metrics["confusion_matrix"], metrics["classes"]), out / "confusion.png")
     pictures = ["confusion.png"]
     if history:
         save_figure(curves_figure(history), out / "curves.png")
         pictures.insert(0, "curves.png")
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(_markdown(metrics, history, title, pictures))
-    return out / "report.md"
+    return atomic_write_text(out / "report.md", _markdown(metrics, history, title, pictures))

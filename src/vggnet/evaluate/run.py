@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vggnet.atomic import atomic_path
+from vggnet.atomic import atomic_write_text
 from vggnet.data.datasets import load_data
 from vggnet.data.loader import make_batches
 from vggnet.data.transforms import BatchTransform
@@ -58,7 +58,6 @@ def evaluate_checkpoint(
     result = predict(model, batches, lambda x: transform(x, train=False), bf16=False)
     metrics = {"split": split, "data": str(data), "checkpoint": str(checkpoint), **score(result, splits.classes)}
     out = Path(out)
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_report(out, metrics, [], title=f"{meta['model']} evaluated on {data} ({split})")
     return metrics

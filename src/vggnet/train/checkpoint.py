@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vggnet.atomic import atomic_path
+from vggnet.atomic import atomic_write_text
 from vggnet.errors import CheckpointError, one_line
 
 WEIGHTS = "model.safetensors"
@@ -64,8 +64,7 @@ def save_checkpoint(run_dir: Path, epoch: int, model: nn.Module, meta: dict, sta
         if final.exists():  # the same epoch written again (a resumed run): replace it
             shutil.rmtree(final)
         os.rename(tmp, final)
-        with atomic_path(root / LATEST) as latest:
-            latest.write_text(final.name + "\n")
+        atomic_write_text(root / LATEST, final.name + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

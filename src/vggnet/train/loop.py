@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vggnet import __version__
-from vggnet.atomic import atomic_path
+from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data
 from vggnet.data.loader import make_batches
@@ -74,14 +74,12 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
 
 
 def _write_csv(run_dir: Path, history: list[dict]) -> None:
-    with atomic_path(run_dir / "metrics.csv") as tmp:
-        lines = [",".join(CSV_FIELDS)] + [",".join(f"{row[k]:.6g}" for k in CSV_FIELDS) for row in history]
-        tmp.write_text("\n".join(lines) + "\n")
+    lines = [",".join(CSV_FIELDS)] + [",".join(f"{row[k]:.6g}" for k in CSV_FIELDS) for row in history]
+    atomic_write_text(run_dir / "metrics.csv", "\n".join(lines) + "\n")
 
 
 def _write_json(path: Path, obj: object) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _tensorboard(run_dir: Path):

@@ -93,14 +93,12 @@ def _coerce(field: dataclasses.Field, text: str) -> object:
             return float(text)
         if kind.startswith("tuple"):
             parts = [int(p) for p in text.replace("-", ",").split(",") if p]
-            return (parts[0], parts[-1]) if len(parts) in (1, 2) else _raise(text)
+            if len(parts) not in (1, 2):
+                raise ValueError(text)
+            return (parts[0], parts[-1])
         return text
     except ValueError:
         raise VggnetError(f"recipe field {field.name} ({kind}) cannot be {text!r}") from None
-
-
-def _raise(text: str):
-    raise ValueError(text)
 
 
 def get_recipe(name: str, overrides: dict[str, object] | None = None) -> Recipe:
