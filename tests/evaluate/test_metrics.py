@@ -43,4 +43,15 @@ def test_score_has_the_metrics_json_contract():
     m = score(Predictions(labels, topk, loss_sum=3.0, skipped=1), ["a", "b", "c"])
     assert (m["top1"], m["top5"], m["loss"], m["images"], m["skipped"]) == (pytest.approx(4 / 6), 1.0, 0.5, 6, 1)
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert m["confusion_matrix_normalized"] == [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]
     assert m["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1-score": 0.8, "support": 2.0}
+
+
+def test_confusion_text_has_counts_and_rates_aligned():
+    from vggnet.evaluate.report import confusion_text
+
+    text = confusion_text([[3, 1], [0, 4]], ["cat", "dog"])
+    lines = text.splitlines()
+    assert lines[0] == "counts" and lines[5] == "normalised by true class"
+    assert lines[2].split() == ["cat", "3", "1"] and lines[7].split() == ["cat", "0.750", "0.250"]
+    assert len({len(line) for line in lines[1:4]}) == 1  # header and rows line up

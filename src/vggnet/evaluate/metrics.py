@@ -76,6 +76,11 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
     return torch.bincount(labels * num_classes + predicted, minlength=num_classes**2).view(num_classes, num_classes)
 
 
+def normalise_rows(cm: torch.Tensor) -> torch.Tensor:
+    """Each true class's row divided by its count: the diagonal is per-class recall."""
+    return cm.double() / cm.sum(dim=1, keepdim=True).clamp_min(1)
+
+
 def classification_report(labels: torch.Tensor, predicted: torch.Tensor, classes: list[str]) -> dict[str, dict]:
     """Per-class precision, recall, F1 and support (scikit-learn), keyed by class name."""
     try:
@@ -102,4 +107,5 @@ def score(pred: Predictions, classes: list[str]) -> dict:
         "classes": classes,
         "per_class": classification_report(pred.labels, predicted, classes),
         "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": normalise_rows(cm).tolist(),
     }

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vggnet.atomic import atomic_write_text
 from vggnet.errors import MissingDependencyError
+from vggnet.evaluate.metrics import normalise_rows
 from vggnet.plotting import pyplot, save_figure
 
 
@@ -23,19 +25,26 @@ def require_report_libraries() -> None:
 
 
 def confusion_text(cm: list[list[int]], classes: list[str]) -> str:
-    """The confusion matrix as an aligned table: rows are true classes, columns predictions."""
-    width = max(6, *(len(c) for c in classes))
-    cell = max(5, len(str(max(max(r) for r in cm))) + 1)
-    head = "true \\ predicted".ljust(width) + "".join(c[:cell - 1].rjust(cell) for c in classes)
-    rows = [name.ljust(width) + "".join(str(v).rjust(cell) for v in row) for name, row in zip(classes, cm, strict=True)]
-    return "\n".join([head, *rows]) + "\n"
+    """Counts, then rates normalised by true class, as aligned tables (rows true, columns predicted)."""
+    rates = normalise_rows(torch.tensor(cm)).tolist()
+    corner = "true \\ predicted"
+    width = max(len(corner), *(len(c) for c in classes)) + 1
+    cell = max(7, len(str(max(max(r) for r in cm))) + 1)
+
+    def table(title: str, values: list[list[float]], fmt: str) -> list[str]:
+        head = corner.ljust(width) + "".join(c[: cell - 1].rjust(cell) for c in classes)
+        rows = [name.ljust(width) + "".join(fmt.format(v).rjust(cell) for v in row)
+                for name, row in zip(classes, values, strict=True)]
+        return [title, head, *rows]
+
+    return "\n".join([*table("counts", cm, "{}"), "", *table("normalised by true class", rates, "{:.3f}")]) + "\n"
 
 
 def confusion_figure(cm: list[list[int]], classes: list[str]):
     """Counts and row-normalised rates (recall on the diagonal), side by side."""
     plt = pyplot()
     counts = np.asarray(cm, dtype=float)
-    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    rates = normalise_rows(torch.tensor(cm)).numpy()
     n = len(classes)
     size = max(5.0, 0.45 * n + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
