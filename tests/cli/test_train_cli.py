@@ -30,6 +30,13 @@ def test_train_evaluate_predict_round_trip(data, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["images"] == 12 and len(metrics["per_class"]) == 3
+    result = run("evaluate", "--checkpoint", out, "--checkpoint", out, "--data", data, "--protocol", "multi-crop",
+                 "--scales", "32,40", "--out", tmp_path / "mc", "--quiet")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "mc" / "metrics.json").read_text())
+    assert (metrics["protocol"], metrics["scales"], len(metrics["checkpoint"])) == ("multi-crop", [32, 40], 2)
+    result = run("evaluate", "--checkpoint", out, "--data", data, "--scales", "big", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "--scales takes comma-separated pixel sizes" in result.stderr
     result = run("predict", "--checkpoint", out, data / "val" / "red" / "0.png", "--top-k", "2", "--json")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)[0]["top"]) == 2

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_evaluate_refuses_other_classes_and_missing_splits(trained, tmp_path):
     with pytest.raises(DataError, match=r"has no 'test' split; it has train, val"):
         evaluate_checkpoint(root / "run", data, tmp_path, split="test", progress=False)
     (tmp_path / "y" / "cats").mkdir(parents=True)
-    (data / "val" / "red" / "0.png").replace(tmp_path / "y" / "cats" / "0.png")
+    shutil.copy(data / "val" / "red" / "0.png", tmp_path / "y" / "cats" / "0.png")  # leave the data whole
     with pytest.raises(DataError, match="but the checkpoint was trained on"):
         evaluate_checkpoint(root / "run", tmp_path / "y", tmp_path, progress=False)
 
@@ -75,3 +76,36 @@ def test_cifar_archive_trains_and_evaluates_on_the_official_test_batch(tmp_path)
     assert (val["images"], test["images"]) == (10, 30)  # the seeded 10% of 100, and test_batch
     assert val["classes"] == test["classes"] == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                                                   "horse", "ship", "truck"]
+
+
+def test_ensemble_of_one_checkpoint_twice_equals_the_single_model(trained):
+    root, data = trained
+    single = evaluate_checkpoint(root / "run", data, root / "e1", progress=False)
+    twice = evaluate_checkpoint([root / "run", root / "run"], data, root / "e2", progress=False)
+    assert twice["confusion_matrix"] == single["confusion_matrix"] and twice["top1"] == single["top1"]
+    assert twice["loss"] == pytest.approx(single["loss"], rel=1e-4)
+    dense = evaluate_checkpoint(root / "run", data, root / "e3", protocol="dense", scales=[32, 40], progress=False)
+    assert (dense["protocol"], dense["scales"], dense["images"]) == ("dense", [32, 40], 18)
+
+
+def test_protocols_on_streamed_images_of_different_sizes(tmp_path):
+    import torch
+    from PIL import Image
+
+    from tests.helpers import image_bytes
+    from vggnet.data.folders import scan_folder
+    from vggnet.evaluate.protocol_run import protocol_predictions
+    from vggnet.models import create_model
+
+    root = tmp_path / "f"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    Image.new("RGB", (120, 80), (200, 0, 0)).save(root / "a" / "wide.jpg")
+    (root / "b" / "square.jpg").write_bytes(image_bytes((0, 0, 200), size=90))
+    (root / "b" / "bad.jpg").write_bytes(b"\xff\xd8 nope")
+    model = create_model("vgg11", num_classes=2, head="small", dropout=0.0)
+    meta = {"image_size": 64, "mean": [0.5] * 3, "std": [0.25] * 3}
+    for protocol in ("center", "dense", "multi-crop", "dense+multi-crop"):
+        pred = protocol_predictions([(model, meta)], scan_folder(root)["all"], protocol, [64, 72],
+                                    device=torch.device("cpu"), progress=False)
+        assert (len(pred), pred.skipped) == (2, 1) and pred.topk.shape == (2, 2)

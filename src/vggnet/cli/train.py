@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vggnet.cli import cli
 from vggnet.errors import VggnetError
+from vggnet.evaluate.protocol import PROTOCOLS
 from vggnet.train.recipes import RECIPES
 
 DATA_HELP = "'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive or class folders."
@@ -77,20 +78,33 @@ def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume
                f"({m['images']} images); report: {result.run_dir / 'report.md'}")
 
 
+def _scales(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(q) for q in text.split(","))
+    except ValueError:
+        raise VggnetError(f"--scales takes comma-separated pixel sizes such as 256,384,512, got {text!r}") from None
+
+
 @cli.command("evaluate")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True), help="Run dir, epoch dir or .safetensors.")
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(exists=True),
+              help="Run dir, epoch dir or .safetensors; repeat for an ensemble (posteriors averaged).")
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="center", show_default=True,
+              help="The paper's test protocols (section 3.2).")
+@click.option("--scales", default=None, help="Test scales Q, e.g. 256,384,512 [Q; the paper's three for dense].")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Where metrics.json and the report go.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default=None)
 @click.option("--quiet", is_flag=True)
-def evaluate_command(checkpoint, data, split, out, batch_size, device, quiet) -> None:
-    """Score a checkpoint: top-1, top-5, loss, per-class report and confusion matrix."""
+def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, quiet) -> None:
+    """Score a checkpoint (or an ensemble): top-1, top-5, loss, per-class report, confusion matrix."""
     from vggnet.evaluate.run import evaluate_checkpoint
 
-    m = evaluate_checkpoint(checkpoint, data, out, split=split, batch_size=batch_size, device=device,
-                            progress=not quiet)
+    m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
+                            batch_size=batch_size, device=device, progress=not quiet)
     click.echo(f"{split}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  ({m['images']} images"
                + (f", {m['skipped']} unreadable skipped" if m["skipped"] else "") + f"); {Path(out) / 'metrics.json'}")
 

@@ -176,7 +176,7 @@ def train(
     meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
             "mean": stats["mean"], "std": stats["std"], "image_size": size, "test_scale": recipe.test_scale,
             "in_memory": splits.in_memory, "data": str(data), "recipe": recipe.name, "seed": seed,
-            "val_fraction": recipe.val_fraction}
+            "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "run.json", {
         "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic,

@@ -1,0 +1,79 @@
+"""Run the paper's test protocol, for one model or an ensemble, over a whole dataset split.
+
+Dense and multi-crop evaluation need the whole image, not a pre-cut crop, so streamed images are
+decoded and scored one at a time (their sizes differ); in-memory images (all one size) go in
+batches. Each model brings its own normalisation from its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+
+from vggnet.data.arrays import ImageArrays
+from vggnet.data.folders import BadImage, FolderIndex, decode_rgb
+from vggnet.data.transforms import to_uint8_chw
+from vggnet.evaluate.metrics import Predictions
+from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
+from vggnet.progress import progress_bar
+
+
+def default_scales(meta: dict, protocol: str, in_memory: bool) -> tuple[int, ...]:
+    """Q values: the image's own size for small in-memory data; else Q (centre) or the paper's three."""
+    if in_memory:
+        return (meta["image_size"],)
+    if protocol == "center" or "scale" not in meta:
+        return (meta.get("test_scale", 256),)
+    return paper_scales(tuple(meta["scale"]))
+
+
+def _normalised(fn: Callable[[torch.Tensor], torch.Tensor], meta: dict) -> Callable[[torch.Tensor], torch.Tensor]:
+    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
+    return lambda x: fn((x.float() / 255 - mean.to(x.device)) / std.to(x.device))
+
+
+def _images(split: ImageArrays | FolderIndex, batch_size: int) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
+    if isinstance(split, ImageArrays):
+        for start in range(0, len(split), batch_size):
+            yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
+        return
+    for name, label in split.entries:
+        try:
+            yield to_uint8_chw(decode_rgb(split.source.read(name)))[None], torch.tensor([label])
+        except BadImage:
+            yield None, torch.tensor([label])
+
+
+@torch.no_grad()
+def protocol_predictions(
+    models: Sequence[tuple[torch.nn.Module, dict]],
+    split: ImageArrays | FolderIndex,
+    protocol: str,
+    scales: Sequence[int],
+    *,
+    device: torch.device,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> Predictions:
+    """Top-5 and loss of the (averaged) posteriors under ``protocol`` at ``scales``."""
+    fns = []
+    for model, meta in models:
+        model.to(device)
+        fns.append(_normalised(protocol_fn(model, protocol, scales, meta["image_size"]), meta))
+    posterior = ensemble(fns)
+    labels, topk, loss_sum, skipped = [], [], 0.0, 0
+    with progress_bar(f"evaluate ({protocol})", total=len(split), enabled=progress) as bar:
+        for images, y in _images(split, batch_size):
+            bar.advance(len(y))
+            if images is None:
+                skipped += 1
+                continue
+            probs = posterior(images.to(device)).cpu()
+            loss_sum -= probs.gather(1, y[:, None]).clamp_min(1e-12).log().sum().item()
+            labels.append(y)
+            topk.append(probs.topk(min(5, probs.shape[1]), dim=1).indices)
+    if not labels:
+        return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, 5, dtype=torch.int64), 0.0, skipped)
+    return Predictions(torch.cat(labels), torch.cat(topk), loss_sum, skipped)
