@@ -75,3 +75,12 @@ def test_http_error_and_unreachable_host_are_one_line(server, tmp_path):
     server.close()
     with pytest.raises(DownloadError, match="cannot download"):
         download(server.url, tmp_path / "b", md5=MD5, progress=False, timeout=2)
+
+
+def test_sha256_prefix_as_in_torchvision_file_names(server, tmp_path):
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert download(server.url, tmp_path / "w-x.pth", sha256=digest[:8], progress=False).read_bytes() == PAYLOAD
+    with pytest.raises(ChecksumError, match="expected 0000000"):
+        download(server.url, tmp_path / "w-y.pth", sha256="00000000", progress=False)
+    with pytest.raises(ChecksumError):  # too short to mean anything: compared whole, so it fails
+        download(server.url, tmp_path / "w-z.pth", sha256=digest[:4], progress=False)
