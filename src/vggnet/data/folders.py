@@ -173,7 +173,8 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
 
     The result is cached under the user cache dir, keyed by the files' names, sizes and mtimes.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     from vggnet.atomic import atomic_path
 
@@ -181,11 +182,9 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     key = hashlib.sha256(f"{folder.source.fingerprint()}|{side}|{names}".encode()).hexdigest()[:32]
     cached = cache_dir("folders", f"{key}.safetensors")
     if use_cache and cached.exists():
-        from safetensors import safe_open
-
         with safe_open(cached, "pt") as f:
             meta = f.metadata()
-        tensors = load_file(cached)
+            tensors = {"images": f.get_tensor("images"), "labels": f.get_tensor("labels")}
         classes, skipped = json.loads(meta["classes"]), json.loads(meta["skipped"])
         return ImageArrays(tensors["images"], tensors["labels"], classes, skipped)
 

@@ -121,3 +121,13 @@ class BatchTransform:
         x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
+
+
+def eval_transform(meta: dict, in_memory: bool) -> BatchTransform:
+    """The test-time preprocessing a checkpoint was trained with: normalise (and resize) only.
+
+    ``meta`` is the checkpoint's metadata (mean, std, image_size); in-memory images are resized to
+    the training size, streamed ones arrive already cropped.
+    """
+    return BatchTransform(mean=tuple(meta["mean"]), std=tuple(meta["std"]), flip=False,
+                          size=meta["image_size"] if in_memory else None)

@@ -8,9 +8,8 @@ from pathlib import Path
 import torch
 
 from vggnet.data.folders import BadImage, decode_rgb
-from vggnet.data.transforms import RescaleCrop
+from vggnet.data.transforms import RescaleCrop, eval_transform
 from vggnet.errors import DataError
-from vggnet.evaluate.run import eval_transform
 from vggnet.train.checkpoint import model_from_checkpoint
 
 

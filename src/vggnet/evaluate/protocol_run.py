@@ -13,7 +13,7 @@ import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.folders import BadImage, FolderIndex, decode_rgb
-from vggnet.data.transforms import to_uint8_chw
+from vggnet.data.transforms import eval_transform, to_uint8_chw
 from vggnet.evaluate.metrics import Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
 from vggnet.progress import progress_bar
@@ -29,9 +29,8 @@ def default_scales(meta: dict, protocol: str, in_memory: bool) -> tuple[int, ...
 
 
 def _normalised(fn: Callable[[torch.Tensor], torch.Tensor], meta: dict) -> Callable[[torch.Tensor], torch.Tensor]:
-    mean = torch.tensor(meta["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(meta["std"]).view(1, 3, 1, 1)
-    return lambda x: fn((x.float() / 255 - mean.to(x.device)) / std.to(x.device))
+    transform = eval_transform(meta, in_memory=False)  # whole images: normalise, no resize
+    return lambda x: fn(transform(x, train=False))
 
 
 def _images(split: ImageArrays | FolderIndex, batch_size: int) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:

@@ -12,19 +12,14 @@ import torch
 from vggnet.atomic import atomic_write_text
 from vggnet.data.datasets import load_data
 from vggnet.data.loader import make_batches
-from vggnet.data.transforms import BatchTransform
+from vggnet.data.transforms import eval_transform
+from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.protocol import PROTOCOLS
 from vggnet.evaluate.protocol_run import default_scales, protocol_predictions
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.train.checkpoint import model_from_checkpoint
-
-
-def eval_transform(meta: dict, in_memory: bool) -> BatchTransform:
-    """The test-time preprocessing a checkpoint was trained with: normalise (and resize) only."""
-    return BatchTransform(mean=tuple(meta["mean"]), std=tuple(meta["std"]), flip=False,
-                          size=meta["image_size"] if in_memory else None)
 
 
 def evaluate_checkpoint(
@@ -57,7 +52,7 @@ def evaluate_checkpoint(
     model, meta = models[0]
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     splits = load_data(data, val_fraction=meta.get("val_fraction", 0.1), seed=meta.get("seed", 0),
                        progress=progress, whole=True)
     if splits.classes != meta["classes"]:
@@ -65,8 +60,9 @@ def evaluate_checkpoint(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."
         )
     images = splits.split(split)
-    scales = tuple(scales or default_scales(meta, protocol, splits.in_memory))
-    if len(models) == 1 and protocol == "center" and scales == default_scales(meta, protocol, splits.in_memory):
+    default = default_scales(meta, protocol, splits.in_memory)
+    scales = tuple(scales or default)
+    if len(models) == 1 and protocol == "center" and scales == default:
         model.to(device, memory_format=torch.channels_last)  # the fast path: crops cut by the loader
         size = meta["image_size"]
         batches = make_batches(images, batch_size, train=False, device=device, crop=size,

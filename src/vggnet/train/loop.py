@@ -22,12 +22,13 @@ from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data
 from vggnet.data.loader import make_batches
 from vggnet.data.transforms import BatchTransform, pca_basis
+from vggnet.device import resolve_device
 from vggnet.errors import CheckpointError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.models import create_model, init_from_shallower, resolve_name
 from vggnet.progress import progress_bar
-from vggnet.train.checkpoint import load_checkpoint, save_checkpoint
+from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
 from vggnet.train.stats import stream_stats
@@ -40,10 +41,6 @@ class TrainResult:
     run_dir: Path
     history: list[dict]
     metrics: dict  # the final validation scores (metrics.json)
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
@@ -111,7 +108,7 @@ def train(
     """
     require_report_libraries()
     run_dir = Path(out)
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     state = None
     if resume:
         try:
@@ -141,8 +138,6 @@ def train(
     model = create_model(model_name, **model_kwargs)
     stats = state["stats"] if state else _stats(splits, recipe, size)
     if recipe.init_from and not resume:
-        from vggnet.train.checkpoint import model_from_checkpoint
-
         init_from_shallower(model, model_from_checkpoint(recipe.init_from)[0])
     if state:
         model.load_state_dict(ckpt.weights)
@@ -186,6 +181,7 @@ def train(
     })
     writer = _tensorboard(run_dir)
     val_transform = lambda x: transform(x, train=False)  # noqa: E731
+    val = None  # the latest validation pass, reused for the final report
 
     for epoch in range(start, recipe.epochs + 1):
         model.train()
@@ -196,7 +192,7 @@ def train(
         with progress_bar(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches), enabled=progress) as bar:
             for step, (images, labels) in enumerate(train_batches):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                if (labels < 0).any():  # undecodable streamed images
+                if not splits.in_memory and (labels < 0).any():  # undecodable streamed images
                     images, labels = images[labels >= 0], labels[labels >= 0]
                 x = transform(images, train=True, generator=augment_gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
@@ -241,7 +237,7 @@ def train(
     if writer is not None:
         writer.close()
 
-    final = predict(model, val_batches, val_transform, bf16=recipe.bf16)
+    final = val if val is not None else predict(model, val_batches, val_transform, bf16=recipe.bf16)
     metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes)}
     _write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")
