@@ -27,3 +27,14 @@ def _seed() -> None:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the user's cache (~/.cache/vggnet); tests that need their own set it again."""
     monkeypatch.setenv("VGGNET_HOME", str(tmp_path_factory.getbasetemp() / "vggnet-home"))
+
+
+@pytest.fixture(scope="session")
+def vgg11_file(tmp_path_factory: pytest.TempPathFactory):
+    """vgg11 with random weights (1000 ImageNet classes), saved as torchvision saves its files."""
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(3)
+    path = tmp_path_factory.mktemp("torchvision") / "vgg11-random.pth"
+    torch.save(create_model("vgg11").state_dict(), path)
+    torch.set_rng_state(generator_state)
+    return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -129,3 +130,70 @@ class FileServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+VGG16_BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+VGG19_BLOCKS = [(64, 2), (128, 2), (256, 4), (512, 4), (512, 4)]
+
+
+def keras_vgg_layers(blocks=VGG16_BLOCKS, dense=(4096, 4096, 1000), pool: int = 7, seed: int = 0) -> list:
+    """Random weights in Keras's shapes and names: conv kernels HWIO, Dense kernels (in, out),
+    pooling and flatten layers without weights. ``dense=()`` is a ``_notop`` file."""
+    rng = np.random.default_rng(seed)
+    layers, cin = [], 3
+    for b, (cout, n) in enumerate(blocks, start=1):
+        for i in range(1, n + 1):
+            kernel = rng.standard_normal((3, 3, cin, cout), dtype=np.float32) * np.float32((2 / (9 * cin)) ** 0.5)
+            layers.append((f"block{b}_conv{i}", [kernel, rng.standard_normal(cout, dtype=np.float32) * 0.1]))
+            cin = cout
+        layers.append((f"block{b}_pool", []))
+    if dense:
+        layers.append(("flatten", []))
+        fan_in = cin * pool * pool
+        for name, out in zip(("fc1", "fc2", "predictions"), dense, strict=True):
+            kernel = rng.standard_normal((fan_in, out), dtype=np.float32) * np.float32((2 / fan_in) ** 0.5)
+            layers.append((name, [kernel, rng.standard_normal(out, dtype=np.float32) * 0.1]))
+            fan_in = out
+    return layers
+
+
+def write_keras_h5(path: Path, layers: list, flat_names: bool = False) -> Path:
+    """A weight file in the layout of Keras's ``save_weights`` (HDF5, legacy format), as the
+    published VGG files are: root ``layer_names``, per layer ``weight_names`` naming its datasets
+    (``block1_conv1/kernel:0`` in a subgroup; Keras 1 used flat ``block1_conv1_W_1:0``)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [name.encode() for name, _ in layers]
+        f.attrs["backend"] = b"tensorflow"
+        for name, arrays in layers:
+            group = f.create_group(name)
+            names = ([f"{name}_W_1:0", f"{name}_b_1:0"] if flat_names else [f"{name}/kernel:0", f"{name}/bias:0"])
+            group.attrs["weight_names"] = [n.encode() for n in names[: len(arrays)]]
+            for n, a in zip(names, arrays, strict=False):
+                group.create_dataset(n, data=a)
+    return path
+
+
+def keras_conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Keras Conv2D(padding='same') on one HWC image, written out: sum over the 3x3xC window."""
+    windows = sliding_window_view(np.pad(x, ((1, 1), (1, 1), (0, 0))), (3, 3), axis=(0, 1))  # H, W, C, 3, 3
+    return np.tensordot(windows, kernel, axes=([3, 4, 2], [0, 1, 2])) + bias
+
+
+def keras_forward(layers, image: np.ndarray) -> np.ndarray:
+    """VGG as Keras runs it: channels-last convs, 2x2 max-pools, a channels-last flatten."""
+    x = image
+    for name, arrays in layers:
+        if "conv" in name:
+            x = np.maximum(keras_conv(x, *arrays), 0)
+        elif "pool" in name:
+            h, w, c = x.shape
+            x = x.reshape(h // 2, 2, w // 2, 2, c).max(axis=(1, 3))
+        elif name == "flatten":
+            x = x.reshape(-1)
+        else:
+            x = x @ arrays[0] + arrays[1]
+            if name != "predictions":
+                x = np.maximum(x, 0)
+    return x

@@ -39,7 +39,7 @@ def test_train_evaluate_predict_round_trip(data, tmp_path):
     assert result.exit_code == 2 and "--scales takes comma-separated pixel sizes" in result.stderr
     result = run("predict", "--checkpoint", out, data / "val" / "red" / "0.png", "--top-k", "2", "--json")
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout)[0]["top"]) == 2
+    assert len(json.loads(result.stdout)[0]["top2"]) == 2
     table = run("predict", "--checkpoint", out, data / "val" / "red" / "0.png")
     assert "probability" in table.stdout
     resumed = run("train", "--resume", out, "--epochs", "3", "--quiet")

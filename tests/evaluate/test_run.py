@@ -56,9 +56,9 @@ def test_evaluate_refuses_other_classes_and_missing_splits(trained, tmp_path):
 def test_predict_ranks_labels_with_probabilities(trained, tmp_path):
     root, data = trained
     results = predict_images(root / "run", [data / "val" / "green" / "1.png", data / "val" / "blue" / "2.png"], top_k=3)
-    assert [r["top"][0]["label"] for r in results] == ["green", "blue"]
+    assert [r["top3"][0]["label"] for r in results] == ["green", "blue"]
     for r in results:
-        probs = [t["probability"] for t in r["top"]]
+        probs = [t["probability"] for t in r["top3"]]
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-5)
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff junk")
     with pytest.raises(DataError, match=r"bad\.jpg: not a readable image"):

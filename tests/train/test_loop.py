@@ -114,3 +114,19 @@ def test_large_images_stream_with_the_paper_pipeline(tmp_path):
     meta = load_checkpoint(tmp_path / "run").meta
     assert meta["in_memory"] is False and meta["image_size"] == 64 and meta["test_scale"] == 72
     assert result.metrics["images"] + result.metrics["skipped"] == 6
+
+
+def test_fine_tuning_starts_from_pretrained_weights_and_says_what_it_left(colours, tmp_path, caplog):
+    from vggnet.models import create_model
+
+    source = create_model("vgg11_bn", num_classes=10, head="linear")  # pretrained on 10 classes, say
+    torch.save(source.state_dict(), tmp_path / "pretrained.pth")  # torchvision's layout: RGB, ImageNet mean/std
+    with caplog.at_level("WARNING", logger="vggnet"):
+        _run(colours, tmp_path / "run", epochs=1, lr="1e-6", weights=str(tmp_path / "pretrained.pth"))
+    assert "classifier.0 not loaded (freshly initialised for 3 classes): fine-tune them" in caplog.text
+    ckpt = load_checkpoint(tmp_path / "run")
+    first = source.state_dict()["features.0.weight"]
+    assert (ckpt.weights["features.0.weight"] - first).abs().max() < 1e-4 * first.abs().max()
+    assert ckpt.meta["mean"] == [0.485, 0.456, 0.406] and ckpt.meta["channels"] == "RGB"
+    with pytest.raises(VggnetError, match="not both"):
+        _run(colours, tmp_path / "run2", epochs=1, weights="x.pth", init_from="y")

@@ -1,13 +1,10 @@
-"""``vggnet train``, ``vggnet evaluate`` and ``vggnet predict``."""
+"""``vggnet train`` and ``vggnet evaluate``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from vggnet.cli import cli
 from vggnet.errors import VggnetError
@@ -34,6 +31,8 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--weights", default=None,
+              help="Fine-tune from pretrained weights: a known name (vggnet weights list) or a file.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override any recipe field (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory [runs/MODEL-DATA-RECIPE].")
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
@@ -43,7 +42,7 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--deterministic", is_flag=True, help="Use only deterministic kernels (slower on GPU).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume, seed, device, deterministic,
+def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, out, resume, seed, device, deterministic,
                   compile_, quiet) -> None:
     """Train a network and write checkpoints, metrics.csv, metrics.json and report.md."""
     from vggnet.train.loop import train
@@ -52,7 +51,7 @@ def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume
     common = {"device": device, "progress": not quiet}
     how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
-        if model or data or sets or batch_size or lr or compile_:
+        if model or data or sets or batch_size or lr or compile_ or weights:
             raise VggnetError("--resume continues a run as it was saved; only --epochs may change")
         run_dir = Path(resume)
         how = {"model_name": None, "data": None, "recipe": None, "resume": True, "epochs": epochs}
@@ -60,7 +59,8 @@ def train_command(model, data, recipe, epochs, batch_size, lr, sets, out, resume
         if model is None or data is None:
             raise VggnetError("train needs --model and --data (or --resume DIR)")
         overrides = _overrides(sets)
-        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None)):
+        for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None),
+                           ("weights", weights)):
             if value is not None:
                 overrides[key] = value
         run_dir = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
@@ -107,23 +107,3 @@ def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size
                             batch_size=batch_size, device=device, progress=not quiet)
     click.echo(f"{split}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  ({m['images']} images"
                + (f", {m['skipped']} unreadable skipped" if m["skipped"] else "") + f"); {Path(out) / 'metrics.json'}")
-
-
-@cli.command("predict")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def predict_command(checkpoint, images, top_k, as_json) -> None:
-    """Top-k labels with probabilities for each IMAGE."""
-    from vggnet.evaluate.predict import predict_images
-
-    results = predict_images(checkpoint, list(images), top_k=top_k)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-        return
-    table = Table("image", "rank", "label", "probability")
-    for r in results:
-        for rank, t in enumerate(r["top"], start=1):
-            table.add_row(r["image"] if rank == 1 else "", str(rank), t["label"], f"{t['probability']:.2%}")
-    Console().print(table)

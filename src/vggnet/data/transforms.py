@@ -93,7 +93,8 @@ class BatchTransform:
     """uint8 batch -> normalised float batch, with the train-time augmentation on the device.
 
     ``std`` of 1.0 per channel is the paper's mean subtraction only. ``size`` resizes every batch
-    (e.g. CIFAR upsampled to 224, an option some re-implementations take).
+    (e.g. CIFAR upsampled to 224, an option some re-implementations take). ``bgr`` reverses the
+    channels before normalising (Caffe-trained weights such as Keras's; ``mean`` is then in BGR order).
     """
 
     mean: tuple[float, float, float]
@@ -105,6 +106,7 @@ class BatchTransform:
     pca_eigvec: torch.Tensor | None = None
     size: int | None = None
     channels_last: bool = True
+    bgr: bool = False
 
     def __call__(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         if train and self.pad_crop:
@@ -116,6 +118,8 @@ class BatchTransform:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False)
         if train and self.pca_std > 0 and self.pca_eigval is not None:
             x = pca_colour(x, self.pca_eigval, self.pca_eigvec, self.pca_std, generator)
+        if self.bgr:
+            x = x.flip(1)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         x = (x - mean) / std
@@ -126,8 +130,8 @@ class BatchTransform:
 def eval_transform(meta: dict, in_memory: bool) -> BatchTransform:
     """The test-time preprocessing a checkpoint was trained with: normalise (and resize) only.
 
-    ``meta`` is the checkpoint's metadata (mean, std, image_size); in-memory images are resized to
-    the training size, streamed ones arrive already cropped.
+    ``meta`` is the checkpoint's metadata (mean, std, image_size, optional channels 'RGB'|'BGR');
+    in-memory images are resized to the training size, streamed ones arrive already cropped.
     """
     return BatchTransform(mean=tuple(meta["mean"]), std=tuple(meta["std"]), flip=False,
-                          size=meta["image_size"] if in_memory else None)
+                          size=meta["image_size"] if in_memory else None, bgr=meta.get("channels") == "BGR")

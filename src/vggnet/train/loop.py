@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
 from vggnet.train.stats import stream_stats
+
+log = logging.getLogger("vggnet")
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "seconds", "images_per_s")
 
@@ -68,6 +71,20 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
         mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
     return {"mean": mean, "std": std if recipe.normalize_std else [1.0, 1.0, 1.0],
             "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
+
+
+def _load_weights(model: torch.nn.Module, weights: str, stats: dict) -> dict:
+    """Fine-tuning: load pretrained weights (all that fit; the user is told what did not) and
+    feed the images as those weights expect (their channel order, mean and std)."""
+    from vggnet.weights.hub import PREPROCESSING
+    from vggnet.weights.load import describe_skipped, load_pretrained, read_weights
+
+    src = read_weights(weights)
+    skipped = load_pretrained(model, src.state)
+    if skipped:
+        log.warning("%s: %s", weights, describe_skipped(skipped, model))
+    pre = src.meta if src.source == "vggnet" else PREPROCESSING[src.source]
+    return {**stats, "mean": list(pre["mean"]), "std": list(pre["std"]), "channels": pre.get("channels", "RGB")}
 
 
 def _write_csv(run_dir: Path, history: list[dict]) -> None:
@@ -139,6 +156,8 @@ def train(
     stats = state["stats"] if state else _stats(splits, recipe, size)
     if recipe.init_from and not resume:
         init_from_shallower(model, model_from_checkpoint(recipe.init_from)[0])
+    if recipe.weights and not resume:
+        stats = _load_weights(model, recipe.weights, stats)
     if state:
         model.load_state_dict(ckpt.weights)
     model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
@@ -148,7 +167,7 @@ def train(
         mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop, flip=recipe.flip,
         pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
         pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
-        channels_last=recipe.channels_last,
+        channels_last=recipe.channels_last, bgr=stats.get("channels") == "BGR",
     )
     shuffle_gen = torch.Generator().manual_seed(seed)
     augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -169,9 +188,9 @@ def train(
         history, start = state["history"], state["epoch"] + 1
 
     meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
-            "mean": stats["mean"], "std": stats["std"], "image_size": size, "test_scale": recipe.test_scale,
-            "in_memory": splits.in_memory, "data": str(data), "recipe": recipe.name, "seed": seed,
-            "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
+            "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
+            "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory, "data": str(data),
+            "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "run.json", {
         "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic,

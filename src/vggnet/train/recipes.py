@@ -36,6 +36,7 @@ class Recipe:
     head: str = "auto"  # auto: imagenet for inputs >= 224, small below
     init: str = "normal001"  # N(0, 0.01): the paper's "10^-2" read as a std, see vggnet.models.init
     init_from: str = ""  # a checkpoint of a shallower net (the paper initialises D, E from A)
+    weights: str = ""  # fine-tune: pretrained weights (a known name or a file) loaded before training
     image_size: int = 0  # 0: native size in memory (32 for CIFAR), 224 for streamed images
     scale: tuple[int, int] = (256, 512)  # S (or S_min, S_max) for streamed training images
     test_scale: int = 256  # Q: test images are rescaled to Q and centre-cropped
@@ -125,5 +126,7 @@ def check_recipe(recipe: Recipe) -> None:
             raise VggnetError(f"recipe {key} must be one of {', '.join(valid)}, got {getattr(recipe, key)!r}")
     if recipe.lr <= 0 or recipe.batch_size < 1 or recipe.epochs < 1:
         raise VggnetError("recipe needs lr > 0, batch_size >= 1 and epochs >= 1")
+    if recipe.weights and recipe.init_from:
+        raise VggnetError("a recipe starts from weights or from a shallower net (init_from), not both")
     if not 0 <= recipe.dropout < 1:
         raise VggnetError(f"dropout must be in [0, 1), got {recipe.dropout}")

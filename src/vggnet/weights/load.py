@@ -1,62 +1,219 @@
-"""Load a weight file into a model, also one with another number of classes (fine-tuning)."""
+"""Load a weight file into a model: as it is, into another number of classes (fine-tuning), or
+ready for inference with the preprocessing its source expects.
+
+A file is a known name (``vgg16``, ``vgg16.keras``; fetched into the cache) or a path: a
+torchvision-layout state dict (.pth/.pt or .safetensors), a Keras .h5, or a vggnet checkpoint.
+The network is read from the file where it says (Keras, vggnet) and otherwise recognised from the
+tensors' names and shapes; ``model_name`` is needed only when that fails.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from vggnet.errors import CheckpointError, one_line
-from vggnet.models import create_model, init_weights
+from vggnet.errors import CheckpointError, VggnetError, one_line
+from vggnet.models import HEADS, create_model, list_models, resolve_name
+
+log = logging.getLogger("vggnet")
+
+
+@dataclass
+class WeightSource:
+    """A state dict in torchvision's names, with what the file says about itself."""
+
+    state: dict[str, torch.Tensor]
+    source: str  # 'torchvision' | 'keras' | 'vggnet'
+    model: str | None = None  # the network, where the file says
+    meta: dict = field(default_factory=dict)  # a vggnet checkpoint's metadata
+    path: Path | None = None
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or from a torch file read with ``weights_only=True``."""
-    path = Path(path)
+    """A state dict from .safetensors, a Keras .h5, or a torch file read with ``weights_only=True``."""
+    return read_weights(path).state
+
+
+def _vggnet_meta(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        return json.loads((f.metadata() or {}).get("vggnet", "{}"))
+
+
+def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
+    """Read a known weight name (downloading it once) or a weight file."""
+    from vggnet.weights.hub import fetch_weights, weight_file
+
+    path = Path(weights)
+    known = None
+    if not path.exists():
+        known = weight_file(str(weights))  # an unknown name fails here, listing the known ones
+        path = fetch_weights(str(weights))
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass a weight file, or a run as --checkpoint")
     try:
+        if path.suffix in (".h5", ".hdf5"):
+            from vggnet.weights.keras import keras_to_torchvision, read_keras_h5
+
+            state, model = keras_to_torchvision(read_keras_h5(path))
+            return WeightSource(state, "keras", model, path=path)
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(path)
+            meta = _vggnet_meta(path)
+            return WeightSource(load_file(path), "vggnet" if meta else "torchvision", meta.get("model"), meta, path)
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except VggnetError:
+        raise
     except Exception as err:
         raise CheckpointError(f"cannot read weights {path}: {one_line(err)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    return state
+    return WeightSource(state, "torchvision", known.model if known else None, path=path)
+
+
+def _linear_shapes(state: dict[str, torch.Tensor]) -> list[tuple[int, int]]:
+    keys = sorted((k for k in state if k.startswith("classifier.") and k.endswith(".weight")),
+                  key=lambda k: int(k.split(".")[1]))
+    return [tuple(state[k].shape) for k in keys]  # type: ignore[misc]
+
+
+def infer_network(state: dict[str, torch.Tensor]) -> str:
+    """The VGG network whose convolutional part has exactly these tensor names and shapes."""
+    features = {k: tuple(v.shape) for k, v in state.items() if k.startswith("features.")}
+    names = []
+    for name in list_models("vgg*"):
+        with torch.device("meta"):  # names and shapes only, nothing allocated
+            candidate = create_model(name, head="linear", num_classes=1)
+        if {f"features.{k}": tuple(v.shape) for k, v in candidate.features.state_dict().items()} == features:
+            names.append(name)
+    if len(names) != 1:
+        raise CheckpointError("cannot tell which VGG network these weights are for; pass the model name")
+    return names[0]
+
+
+def infer_head(state: dict[str, torch.Tensor], channels: int = 512) -> dict:
+    """``{'num_classes', 'head'}`` from the classifier's shapes; empty for a file without one."""
+    keys = sorted((k for k in state if k.startswith("classifier.") and k.endswith(".weight")),
+                  key=lambda k: int(k.split(".")[1]))
+    shapes = [tuple(state[k].shape) for k in keys]
+    if not shapes:
+        return {}
+    pool = math.isqrt(shapes[0][1] // channels)
+    hidden = tuple(out for out, _ in shapes[:-1])
+    head = next((h for h, spec in HEADS.items() if spec.pool == pool and spec.hidden == hidden), None)
+    if head is None:
+        raise CheckpointError(f"classifier shapes {shapes} match no vggnet head ({', '.join(HEADS)})")
+    return {"num_classes": shapes[-1][0], "head": head}
 
 
 def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Copy ``state`` into ``model``. A last layer of another shape (another ``num_classes``) is
-    left re-initialised; the returned list names the keys that were not loaded."""
+    """Copy ``state`` into ``model``; returns the model's keys that were not loaded.
+
+    The convolutional part must match exactly. The classifier loads where its shapes match: a
+    different ``num_classes`` leaves the last layer as the model initialised it; another head
+    (or a file without one, like Keras's ``_notop``) leaves the whole classifier so.
+    """
+    name = getattr(model, "model_name", type(model).__name__)
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"weights do not fit {getattr(model, 'model_name', type(model).__name__)}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
-    skipped = [k for k, v in state.items() if own[k].shape != v.shape]
-    last = {k.rsplit(".", 1)[0] for k in skipped}
-    if len(last) > 1 or (last and not next(iter(last)).startswith("classifier")):
-        raise CheckpointError(f"weights do not fit: shapes differ at {skipped[:4]}")
-    model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
-    if skipped:
-        init_weights(dict(model.named_modules())[next(iter(last))], "kaiming")
-    return skipped
+    body = [k for k in own if not k.startswith("classifier.")]
+    missing = sorted(set(body) - set(state))
+    unexpected = sorted(k for k in set(state) - set(own) if not k.startswith("classifier."))
+    wrong = [k for k in body if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"weights do not fit {name}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                              f"other shapes {wrong[:3]}")
+    head = [k for k in own if k.startswith("classifier.")]
+    fits: list[str] = []
+    if {k for k in state if k.startswith("classifier.")} == set(head):
+        differ = {k for k in head if state[k].shape != own[k].shape}
+        if differ <= set(head[-2:]):  # at most the last layer (weight, bias) differs
+            fits = [k for k in head if k not in differ]
+    model.load_state_dict({k: state[k] for k in [*body, *fits]}, strict=False)
+    return [k for k in head if k not in fits]
+
+
+def describe_skipped(skipped: list[str], model: nn.Module) -> str:
+    """One line for the user: which layers were left at their initialisation, and why."""
+    layers = sorted({k.rsplit(".", 1)[0] for k in skipped}, key=lambda k: int(k.split(".")[1]))
+    classes = getattr(model, "model_kwargs", {}).get("num_classes", 1000)
+    return f"{', '.join(layers)} not loaded (freshly initialised for {classes} classes): fine-tune them"
 
 
 def pretrained_model(
-    model_name: str, weights: str | os.PathLike[str], num_classes: int = 1000, **kwargs: object
+    model_name: str | None,
+    weights: str | os.PathLike[str] | WeightSource,
+    num_classes: int | None = None,
+    **kwargs: object,
 ) -> tuple[nn.Module, list[str]]:
-    """Build ``model_name`` and load ``weights`` (a known name or a file path) into it."""
-    from vggnet.weights.hub import fetch_weights
+    """Build ``model_name`` (None: the network the file holds) and load ``weights`` into it.
 
-    path = Path(weights)
-    if not path.exists():
-        path = fetch_weights(str(weights))
-    model = create_model(model_name, num_classes=num_classes, **kwargs)
-    return model, load_pretrained(model, load_state_dict_file(path))
+    ``num_classes`` and ``kwargs`` (``head``, ``dropout``, ...) default to the file's. Where they
+    differ, everything that still fits loads and a warning names the layers left initialised
+    (fine-tuning). Returns the model and the keys that were not loaded.
+    """
+    src = weights if isinstance(weights, WeightSource) else read_weights(weights)
+    if model_name and src.model and resolve_name(model_name) != resolve_name(src.model):
+        raise VggnetError(f"{src.path or weights} holds {src.model}, not {model_name}")
+    name = model_name or src.model or infer_network(src.state)
+    build = {**(src.meta.get("model_kwargs") or infer_head(src.state)), **kwargs}
+    if num_classes is not None:
+        build["num_classes"] = num_classes
+    model = create_model(name, **build)
+    skipped = load_pretrained(model, src.state)
+    if skipped:
+        log.warning("%s: %s", src.path.name if src.path else weights, describe_skipped(skipped, model))
+    return model, skipped
+
+
+def model_for_inference(
+    weights: str | os.PathLike[str], model_name: str | None = None
+) -> tuple[nn.Module, dict]:
+    """A model in eval mode and the metadata that says how to feed it (classes, mean/std, channel
+    order, sizes), from a vggnet checkpoint or run dir, a known weight name, or a weight file."""
+    from vggnet.data.imagenet import imagenet_classes
+    from vggnet.train.checkpoint import model_from_checkpoint
+    from vggnet.weights.hub import PREPROCESSING
+
+    if Path(weights).is_dir():
+        return model_from_checkpoint(weights)
+    src = read_weights(weights)
+    if src.source == "vggnet":
+        return model_from_checkpoint(src.path)  # type: ignore[arg-type]
+    model, skipped = pretrained_model(model_name, src)
+    if skipped:
+        raise CheckpointError(f"{weights} has no classifier (a feature-extractor file such as Keras's _notop); "
+                              "it cannot classify images")
+    kwargs = model.model_kwargs
+    classes = kwargs.get("num_classes", 1000)
+    size = 32 * HEADS[kwargs.get("head", "imagenet")].pool  # the size whose last map fills the head: 224, 32
+    meta = {"model": model.model_name, "model_kwargs": kwargs,
+            "classes": imagenet_classes() if classes == 1000 else [str(i) for i in range(classes)],
+            **PREPROCESSING[src.source], "image_size": size, "test_scale": 256 if size == 224 else size,
+            "in_memory": size <= 64, "weights": str(weights), "source": src.source}
+    return model.eval(), meta
+
+
+def save_for_inference(
+    weights: str | os.PathLike[str], out: str | os.PathLike[str], model_name: str | None = None
+) -> Path:
+    """Write ``weights`` as a vggnet .safetensors checkpoint (network, classes and preprocessing in
+    its metadata), atomically; evaluate, predict and export then take it like a trained run."""
+    from vggnet.atomic import atomic_path
+    from vggnet.train.checkpoint import save_weights
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise VggnetError(f"{out}: the converted file is safetensors; name it *.safetensors")
+    model, meta = model_for_inference(weights, model_name)
+    with atomic_path(out) as tmp:
+        save_weights(tmp, model, meta)
+    return out
