@@ -113,6 +113,7 @@ def test_predict_bad_input_is_one_line(vgg11_file, photo, tmp_path):
     for args, message in [
         (["predict", photo], "predict needs one of --checkpoint or --weights"),
         (["predict", "--weights", "vgg17", photo], "unknown weights 'vgg17'"),
+        (["predict", "--weights", tmp_path / "missing.pth", photo], "no weight file"),
         (["predict", "--weights", tmp_path / "broken.pth", photo], "cannot read weights"),
         (["predict", "--weights", vgg11_file, "--model", "vgg13", photo], "weights do not fit vgg13"),
         (["weights", "convert", vgg11_file, tmp_path / "out.pth"], "name it *.safetensors"),

@@ -1,7 +1,15 @@
-"""Pretrained weights: known files, download into the cache with a hash check, loading into a model."""
+"""Pretrained weights: known files (torchvision, Keras), download into the cache with a hash
+check, conversion to torchvision's layout, loading into a model (also for fine-tuning)."""
 
-from vggnet.weights.hub import KNOWN_WEIGHTS, WeightFile, fetch_weights, list_weights
-from vggnet.weights.load import load_pretrained, load_state_dict_file, pretrained_model
+from vggnet.weights.hub import KNOWN_WEIGHTS, PREPROCESSING, WeightFile, fetch_weights, list_weights
+from vggnet.weights.load import (
+    load_pretrained,
+    load_state_dict_file,
+    model_for_inference,
+    pretrained_model,
+    read_weights,
+    save_for_inference,
+)
 
-__all__ = ["KNOWN_WEIGHTS", "WeightFile", "fetch_weights", "list_weights", "load_pretrained", "load_state_dict_file",
-           "pretrained_model"]
+__all__ = ["KNOWN_WEIGHTS", "PREPROCESSING", "WeightFile", "fetch_weights", "list_weights", "load_pretrained",
+           "load_state_dict_file", "model_for_inference", "pretrained_model", "read_weights", "save_for_inference"]

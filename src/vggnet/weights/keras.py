@@ -61,7 +61,7 @@ def read_keras_h5(path: str | os.PathLike[str]) -> Layers:
 
 def conv_kernel(hwio: np.ndarray) -> torch.Tensor:
     """Keras (H, W, in, out) -> PyTorch (out, in, H, W). Both frameworks cross-correlate, so no flip."""
-    return torch.from_numpy(np.ascontiguousarray(hwio.transpose(3, 2, 0, 1)))
+    return torch.from_numpy(hwio).permute(3, 2, 0, 1).contiguous()
 
 
 def first_fc_kernel(kernel: np.ndarray, channels: int) -> torch.Tensor:
@@ -70,8 +70,8 @@ def first_fc_kernel(kernel: np.ndarray, channels: int) -> torch.Tensor:
     side = math.isqrt(rows // channels)
     if side * side * channels != rows:
         raise CheckpointError(f"first Dense layer has {rows} inputs, not k*k*{channels}")
-    hwco = kernel.reshape(side, side, channels, out)
-    return torch.from_numpy(np.ascontiguousarray(hwco.transpose(3, 2, 0, 1).reshape(out, rows)))
+    hwco = torch.from_numpy(kernel).reshape(side, side, channels, out)
+    return hwco.permute(3, 2, 0, 1).reshape(out, rows).contiguous()
 
 
 def keras_to_torchvision(layers: Layers) -> tuple[dict[str, torch.Tensor], str]:
@@ -97,7 +97,7 @@ def keras_to_torchvision(layers: Layers) -> tuple[dict[str, torch.Tensor], str]:
     if dense:
         channels = convs[-1][1][0].shape[3]
         for i, (module, (_, (kernel, bias))) in enumerate(zip(fc_names, dense, strict=True)):
-            weight = first_fc_kernel(kernel, channels) if i == 0 else torch.from_numpy(np.ascontiguousarray(kernel.T))
+            weight = first_fc_kernel(kernel, channels) if i == 0 else torch.from_numpy(kernel).t().contiguous()
             state[f"classifier.{module}.weight"] = weight
             state[f"classifier.{module}.bias"] = torch.from_numpy(bias)
     return state, name

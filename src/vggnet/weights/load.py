@@ -55,6 +55,8 @@ def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
     path = Path(weights)
     known = None
     if not path.exists():
+        if path.suffix in (".pth", ".pt", ".h5", ".hdf5", ".safetensors", ".bin") or len(path.parts) > 1:
+            raise CheckpointError(f"no weight file {path}")
         known = weight_file(str(weights))  # an unknown name fails here, listing the known ones
         path = fetch_weights(str(weights))
     if path.is_dir():
@@ -115,13 +117,11 @@ def infer_head(state: dict[str, torch.Tensor], channels: int = 512) -> dict:
     return {"num_classes": shapes[-1][0], "head": head}
 
 
-def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
-    """Copy ``state`` into ``model``; returns the model's keys that were not loaded.
-
-    The convolutional part must match exactly. The classifier loads where its shapes match: a
-    different ``num_classes`` leaves the last layer as the model initialised it; another head
-    (or a file without one, like Keras's ``_notop``) leaves the whole classifier so.
-    """
+def plan_load(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Which of ``model``'s keys load from ``state`` and which stay as initialised (works on the
+    meta device). The convolutional part must match exactly. The classifier loads where its shapes
+    match: a different ``num_classes`` leaves the last layer out; another head (or none in the
+    file, like Keras's ``_notop``) leaves the whole classifier out."""
     name = getattr(model, "model_name", type(model).__name__)
     own = model.state_dict()
     body = [k for k in own if not k.startswith("classifier.")]
@@ -137,8 +137,15 @@ def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> list[st
         differ = {k for k in head if state[k].shape != own[k].shape}
         if differ <= set(head[-2:]):  # at most the last layer (weight, bias) differs
             fits = [k for k in head if k not in differ]
-    model.load_state_dict({k: state[k] for k in [*body, *fits]}, strict=False)
-    return [k for k in head if k not in fits]
+    return [*body, *fits], [k for k in head if k not in fits]
+
+
+def load_pretrained(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy into ``model`` what fits of ``state`` (see :func:`plan_load`); returns the keys left
+    as the model initialised them."""
+    keys, skipped = plan_load(model, state)
+    model.load_state_dict({k: state[k] for k in keys}, strict=False)
+    return skipped
 
 
 def describe_skipped(skipped: list[str], model: nn.Module) -> str:
@@ -167,8 +174,14 @@ def pretrained_model(
     build = {**(src.meta.get("model_kwargs") or infer_head(src.state)), **kwargs}
     if num_classes is not None:
         build["num_classes"] = num_classes
-    model = create_model(name, **build)
-    skipped = load_pretrained(model, src.state)
+    with torch.device("meta"):  # no time spent initialising weights that the file replaces
+        model = create_model(name, **build)
+    keys, skipped = plan_load(model, src.state)
+    if skipped:  # some layers keep an initialisation: build for real
+        model = create_model(name, **build)
+        model.load_state_dict({k: src.state[k] for k in keys}, strict=False)
+    else:
+        model.load_state_dict(src.state, assign=True)
     if skipped:
         log.warning("%s: %s", src.path.name if src.path else weights, describe_skipped(skipped, model))
     return model, skipped
