@@ -42,10 +42,14 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
 
 def _vggnet_meta(path: Path) -> dict:
+    """A vggnet checkpoint's metadata; empty for another safetensors file or an unreadable one."""
     from safetensors import safe_open
 
-    with safe_open(path, "pt") as f:
-        return json.loads((f.metadata() or {}).get("vggnet", "{}"))
+    try:
+        with safe_open(path, "pt") as f:
+            return json.loads((f.metadata() or {}).get("vggnet", "{}"))
+    except Exception:  # reading it as weights gives the error message
+        return {}
 
 
 def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
@@ -80,12 +84,6 @@ def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return WeightSource(state, "torchvision", known.model if known else None, path=path)
-
-
-def _linear_shapes(state: dict[str, torch.Tensor]) -> list[tuple[int, int]]:
-    keys = sorted((k for k in state if k.startswith("classifier.") and k.endswith(".weight")),
-                  key=lambda k: int(k.split(".")[1]))
-    return [tuple(state[k].shape) for k in keys]  # type: ignore[misc]
 
 
 def infer_network(state: dict[str, torch.Tensor]) -> str:
@@ -159,6 +157,8 @@ def pretrained_model(
     model_name: str | None,
     weights: str | os.PathLike[str] | WeightSource,
     num_classes: int | None = None,
+    *,
+    warn: bool = True,
     **kwargs: object,
 ) -> tuple[nn.Module, list[str]]:
     """Build ``model_name`` (None: the network the file holds) and load ``weights`` into it.
@@ -177,12 +177,12 @@ def pretrained_model(
     with torch.device("meta"):  # no time spent initialising weights that the file replaces
         model = create_model(name, **build)
     keys, skipped = plan_load(model, src.state)
-    if skipped:  # some layers keep an initialisation: build for real
-        model = create_model(name, **build)
-        model.load_state_dict({k: src.state[k] for k in keys}, strict=False)
-    else:
+    if not skipped:
         model.load_state_dict(src.state, assign=True)
-    if skipped:
+        return model, skipped
+    model = create_model(name, **build)  # some layers keep an initialisation: build for real
+    model.load_state_dict({k: src.state[k] for k in keys}, strict=False)
+    if warn:
         log.warning("%s: %s", src.path.name if src.path else weights, describe_skipped(skipped, model))
     return model, skipped
 
@@ -196,12 +196,11 @@ def model_for_inference(
     from vggnet.train.checkpoint import model_from_checkpoint
     from vggnet.weights.hub import PREPROCESSING
 
-    if Path(weights).is_dir():
-        return model_from_checkpoint(weights)
+    path = Path(weights)
+    if path.is_dir() or (path.suffix == ".safetensors" and path.is_file() and _vggnet_meta(path)):
+        return model_from_checkpoint(path)  # a run or a checkpoint: it carries its own metadata
     src = read_weights(weights)
-    if src.source == "vggnet":
-        return model_from_checkpoint(src.path)  # type: ignore[arg-type]
-    model, skipped = pretrained_model(model_name, src)
+    model, skipped = pretrained_model(model_name, src, warn=False)
     if skipped:
         raise CheckpointError(f"{weights} has no classifier (a feature-extractor file such as Keras's _notop); "
                               "it cannot classify images")
