@@ -22,10 +22,10 @@ def data(tmp_path, monkeypatch):
 def test_train_evaluate_predict_round_trip(data, tmp_path):
     out = tmp_path / "run"
     result = run("train", "--model", "vgg11_bn", "--data", data, "--epochs", "2", "--batch-size", "12",
-                 "--lr", "0.01", "--set", "bf16=false", "--out", out, "--quiet")
+                 "--lr", "0.01", "--set", "precision=fp32", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     assert "val top-1" in result.stdout and "report.md" in result.stdout
-    assert json.loads((out / "run.json").read_text())["recipe"]["bf16"] is False
+    assert json.loads((out / "run.json").read_text())["recipe"]["precision"] == "fp32"
     result = run("evaluate", "--checkpoint", out, "--data", data, "--split", "val", "--out", tmp_path / "ev", "--quiet")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())

@@ -127,3 +127,21 @@ def test_feature_info_reports_block_outputs() -> None:
     info = meta_model("vgg16").feature_info
     assert [(i["name"], i["num_chs"], i["reduction"]) for i in info] == [
         ("relu1_2", 64, 1), ("relu2_2", 128, 2), ("relu3_3", 256, 4), ("relu4_3", 512, 8), ("relu5_3", 512, 16)]
+
+
+def test_grad_checkpointing_gives_the_same_gradients_and_batchnorm_statistics() -> None:
+    from vggnet.models import create_model
+
+    torch.manual_seed(1)
+    plain = create_model("vgg11_bn", num_classes=10, head="linear", dropout=0.0)
+    ckpt = create_model("vgg11_bn", num_classes=10, head="linear", dropout=0.0)
+    ckpt.load_state_dict(plain.state_dict())
+    ckpt.set_grad_checkpointing(True)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([1, 2, 3, 4])
+    for model in (plain, ckpt):
+        torch.nn.functional.cross_entropy(model.train()(x), y).backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)
+    for (name, a), b in zip(plain.named_buffers(), ckpt.buffers(), strict=True):
+        assert torch.equal(a, b), name  # the recomputation did not count the batch twice
+    assert int(ckpt.features[1].num_batches_tracked) == 1

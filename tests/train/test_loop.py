@@ -10,7 +10,7 @@ from vggnet.train.checkpoint import load_checkpoint
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
-FAST = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "bf16": "false"}
+FAST = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "precision": "fp32"}
 
 
 def _run(data, out, epochs, resume=False, **overrides):
@@ -87,7 +87,7 @@ def test_paper_recipe_with_plateau_and_pca_runs(colours, tmp_path):
 
 
 def test_deeper_net_starts_from_a_trained_shallower_one(colours, tmp_path):
-    paper = {"batch_size": "16", "val_fraction": "0.25", "bf16": "false"}
+    paper = {"batch_size": "16", "val_fraction": "0.25", "precision": "fp32"}
     train("vgg11", colours, get_recipe("paper", {**paper, "epochs": "1"}), tmp_path / "a", progress=False)
     still = get_recipe("paper", {**paper, "epochs": "1", "lr": "1e-30", "init_from": str(tmp_path / "a")})
     train("vgg13", colours, still, tmp_path / "b", progress=False)  # lr ~ 0: weights stay as initialised
@@ -107,7 +107,7 @@ def test_large_images_stream_with_the_paper_pipeline(tmp_path):
     data = colour_folders(tmp_path / "big", per_class=8, size=96)  # > 64 px: streamed, not held in memory
     (data / "red" / "broken.png").write_bytes(b"\x89PNG broken")
     recipe = get_recipe("paper", {"epochs": "1", "batch_size": "8", "image_size": "64", "scale": "72-96",
-                                  "test_scale": "72", "val_fraction": "0.25", "workers": "2", "bf16": "false"})
+                                  "test_scale": "72", "val_fraction": "0.25", "workers": "2", "precision": "fp32"})
     result = train("vgg11", data, recipe, tmp_path / "run", progress=False)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert (run["image_size"], run["train_images"], run["val_images"]) == (64, 19, 6)

@@ -44,7 +44,7 @@ def predict(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     transform: Callable[[torch.Tensor], torch.Tensor],
     *,
-    bf16: bool = False,
+    dtype: torch.dtype | None = None,
     k: int = 5,
 ) -> Predictions:
     """Evaluate ``model`` (put in eval mode) on uint8 batches prepared by ``transform``."""
@@ -59,7 +59,7 @@ def predict(
             images, y = images[keep], y[keep]
         if len(y) == 0:
             continue
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             logits = model(transform(images))
         logits = logits.float()
         loss = F.cross_entropy(logits, y, reduction="sum")

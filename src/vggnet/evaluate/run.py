@@ -68,7 +68,7 @@ def evaluate_checkpoint(
         batches = make_batches(images, batch_size, train=False, device=device, crop=size,
                                scale=(scales[0], scales[0]), workers=workers)
         transform = eval_transform(meta, splits.in_memory)
-        result = predict(model, batches, lambda x: transform(x, train=False), bf16=False)
+        result = predict(model, batches, lambda x: transform(x, train=False), dtype=None)
     else:
         result = protocol_predictions(models, images, protocol, scales, device=device, progress=progress)
     metrics = {"split": split, "data": str(data), "checkpoint": [str(p) for p in paths] if len(paths) > 1

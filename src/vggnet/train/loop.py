@@ -1,5 +1,6 @@
-"""The training loop: one path, fast by default (batched on-device augmentation, bf16 autocast,
-channels_last), checkpointed every epoch so ``resume`` continues exactly where it stopped.
+"""The training loop: one path, fast by default (batched on-device augmentation, channels_last,
+bf16 autocast where it is the faster arithmetic), checkpointed every epoch so ``resume``
+continues exactly where it stopped.
 
     train("vgg11_bn", "sample", get_recipe("cifar-fast"), out="runs/demo")
 """
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from vggnet import __version__
 from vggnet.atomic import atomic_write_text
@@ -23,7 +23,7 @@ from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data
 from vggnet.data.loader import make_batches
 from vggnet.data.transforms import BatchTransform, pca_basis
-from vggnet.device import resolve_device
+from vggnet.device import autocast_dtype, resolve_device
 from vggnet.errors import CheckpointError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
@@ -33,6 +33,7 @@ from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
 from vggnet.train.stats import stream_stats
+from vggnet.train.step import train_step
 
 log = logging.getLogger("vggnet")
 
@@ -138,6 +139,8 @@ def train(
             raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
         model_name, data, seed, deterministic = run["model"], run["data"], run["seed"], run["deterministic"]
         saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
+        if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
+            saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
         recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
     elif (run_dir / "checkpoints").exists():
         raise VggnetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -161,7 +164,10 @@ def train(
     if state:
         model.load_state_dict(ckpt.weights)
     model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
+    if recipe.grad_checkpointing:
+        model.set_grad_checkpointing(True)
     step_model = torch.compile(model) if recipe.compile else model
+    dtype = autocast_dtype(recipe.precision, device)
 
     transform = BatchTransform(
         mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop, flip=recipe.flip,
@@ -213,16 +219,11 @@ def train(
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 if not splits.in_memory and (labels < 0).any():  # undecodable streamed images
                     images, labels = images[labels >= 0], labels[labels >= 0]
-                x = transform(images, train=True, generator=augment_gen)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.bf16):
-                    logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = train_step(step_model, images, labels, transform, optimizer, dtype=dtype,
+                                          label_smoothing=recipe.label_smoothing, generator=augment_gen)
                 if scheduler.per_step:
                     scheduler.step()
-                loss_sum += loss.detach() * len(labels)
+                loss_sum += loss * len(labels)
                 correct += (logits.argmax(1) == labels).sum()
                 seen += len(labels)
                 bar.advance()
@@ -232,7 +233,7 @@ def train(
         train_seconds = time.perf_counter() - t0
         if not torch.isfinite(loss_sum):
             raise VggnetError(f"the loss became {loss_sum.item()} in epoch {epoch}; lower the learning rate")
-        val = predict(model, val_batches, val_transform, bf16=recipe.bf16)
+        val = predict(model, val_batches, val_transform, dtype=dtype)
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
                "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
                "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
@@ -256,7 +257,7 @@ def train(
     if writer is not None:
         writer.close()
 
-    final = val if val is not None else predict(model, val_batches, val_transform, bf16=recipe.bf16)
+    final = val if val is not None else predict(model, val_batches, val_transform, dtype=dtype)
     metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes)}
     _write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")

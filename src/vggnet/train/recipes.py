@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
+from vggnet.device import PRECISIONS
 from vggnet.errors import VggnetError
 
 
@@ -44,7 +45,8 @@ class Recipe:
     flip: bool = True
     pca_colour: float = 0.1  # std of AlexNet's PCA colour shift; 0 turns it off
     normalize_std: bool = False  # False: the paper's mean subtraction only
-    bf16: bool = True  # autocast to bfloat16 (CPU with AVX-512 BF16, or GPU)
+    precision: str = "auto"  # auto: bf16 autocast where it is faster (GPU, CPU with AMX), else fp32
+    grad_checkpointing: bool = False  # recompute each conv block in backward: less memory, ~1/3 more compute
     channels_last: bool = True
     compile: bool = False
     val_fraction: float = 0.1
@@ -126,6 +128,8 @@ def check_recipe(recipe: Recipe) -> None:
             raise VggnetError(f"recipe {key} must be one of {', '.join(valid)}, got {getattr(recipe, key)!r}")
     if recipe.lr <= 0 or recipe.batch_size < 1 or recipe.epochs < 1:
         raise VggnetError("recipe needs lr > 0, batch_size >= 1 and epochs >= 1")
+    if recipe.precision not in PRECISIONS:
+        raise VggnetError(f"recipe precision must be one of {', '.join(PRECISIONS)}, got {recipe.precision!r}")
     if recipe.weights and recipe.init_from:
         raise VggnetError("a recipe starts from weights or from a shallower net (init_from), not both")
     if not 0 <= recipe.dropout < 1:

@@ -1,0 +1,138 @@
+"""Run a benchmark: the two sides alternated over rounds, each round in fresh processes; medians,
+achieved GFLOPS from the traced MACs, the measured matmul peaks, and the ratios."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+import torch
+
+from vggnet.analysis.trace import trace
+from vggnet.bench.peak import matmul_peak
+from vggnet.bench.workloads import _model_kwargs
+from vggnet.device import resolve_device
+from vggnet.errors import VggnetError
+from vggnet.progress import progress_bar
+
+
+def _child(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "vggnet.bench.workloads", json.dumps(spec)],
+                          capture_output=True, text=True, env=os.environ.copy())
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise VggnetError(f"the {spec['side']} benchmark process failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def _alternate(spec: dict, baseline: bool, rounds: int, progress: bool) -> dict[str, list[dict]]:
+    sides = ["vggnet", "baseline"] if baseline else ["vggnet"]
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    with progress_bar(f"bench {spec['kind']} {spec['model']}", total=rounds * len(sides), enabled=progress) as bar:
+        for r in range(rounds):
+            for side in sides if r % 2 == 0 else sides[::-1]:  # alternate who goes first
+                runs[side].append(_child({**spec, "side": side}))
+                bar.advance()
+    return runs
+
+
+def _summary(results: list[dict], batch: int, flops_per_image: float) -> dict:
+    per_round = [batch / statistics.median(r["step_seconds"]) for r in results]
+    ips = statistics.median(per_round)
+    return {"images_per_second": round(ips, 2), "images_per_second_rounds": [round(v, 2) for v in per_round],
+            "gflops": round(ips * flops_per_image / 1e9, 1),
+            "peak_memory_mb": statistics.median(r["peak_memory_mb"] for r in results),
+            "working_memory_mb": statistics.median(r["working_memory_mb"] for r in results),
+            "working_memory_mb_per_image": round(statistics.median(r["working_memory_mb"] for r in results) / batch, 2),
+            "precision": results[0]["precision"], "threads": results[0]["threads"]}
+
+
+def _compare(out: dict, runs: dict[str, list[dict]], batch: int, flops: float) -> dict:
+    if "baseline" in runs:
+        base = _summary(runs["baseline"], batch, flops)
+        out["baseline"] = base
+        out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
+        if base["working_memory_mb"] > 0:
+            out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
+    return out
+
+
+def _agreement(model_name: str, size: int, n: int, device: torch.device) -> float:
+    """Share of real images (the embedded CIFAR-10 sample, resized) whose top-1 class is the same
+    in bf16 autocast as in fp32."""
+    import torch.nn.functional as F
+
+    from vggnet.data.datasets import load_data
+
+    images = load_data("sample", progress=False).val.images[:n]  # held-out real photos, not noise
+    x = F.interpolate(images.float().div(255), size=(size, size), mode="bilinear", align_corners=False)
+    x = ((x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)).to(device)
+    from vggnet.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(model_name, **_model_kwargs(size)).eval().to(device)
+    top = []
+    for dtype in (None, torch.bfloat16):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
+                                                    enabled=dtype is not None):
+            top.append(torch.cat([model(x[i:i + 16]).float().argmax(1) for i in range(0, len(x), 16)]))
+    return float((top[0] == top[1]).float().mean())
+
+
+def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, precision: str = "auto",
+                compile: bool = False, baseline: bool = False, rounds: int = 3, steps: int = 5, warmup: int = 2,
+                device: str | None = None, agreement: int = 64, progress: bool = True) -> dict:
+    """Forward-pass throughput of ``model``; with ``baseline`` also plain eager fp32 NCHW and the ratio."""
+    dev = resolve_device(device)
+    flops = 2 * trace(model, image_size, **_model_kwargs(image_size)).macs
+    spec = {"kind": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
+            "precision": precision, "compile": compile, "steps": steps, "warmup": warmup, "device": str(dev)}
+    runs = _alternate(spec, baseline, rounds, progress)
+    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
+    out = {"bench": "infer", "model": model, "batch_size": batch_size, "image_size": image_size, "compile": compile,
+           **_summary(runs["vggnet"], batch_size, flops), "matmul_peak_gflops": peaks}
+    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)  # of the peak of the precision used
+    out["bf16_peak_fraction"] = round(out["gflops"] / peaks["bf16"], 3)
+    if agreement:
+        out["bf16_top1_agreement"] = round(_agreement(model, image_size, agreement, dev), 4)
+        out["agreement_images"] = agreement
+    out = _compare(out, runs, batch_size, flops)
+    return {**out, "rounds": rounds, "steps": steps, "device": str(dev), "machine": _machine(dev),
+            "torch": torch.__version__}
+
+
+def bench_train(model: str, data: str = "synthetic", batch_size: int = 128, *, image_size: int = 32,
+                precision: str = "auto", grad_checkpointing: bool = False, compile: bool = False,
+                baseline: bool = False, rounds: int = 3, steps: int = 10, warmup: int = 3, workers: int = 2,
+                device: str | None = None, progress: bool = True) -> dict:
+    """Training throughput with the data pipeline; with ``baseline`` also the plain-PyTorch loop."""
+    dev = resolve_device(device)
+    t = trace(model, image_size, **_model_kwargs(image_size))
+    flops = 2 * (t.macs + t.macs_backward)
+    spec = {"kind": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
+            "precision": precision, "grad_checkpointing": grad_checkpointing, "compile": compile, "steps": steps,
+            "warmup": warmup, "workers": workers, "device": str(dev)}
+    runs = _alternate(spec, baseline, rounds, progress)
+    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
+    out = {"bench": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
+           "grad_checkpointing": grad_checkpointing, "compile": compile,
+           **_summary(runs["vggnet"], batch_size, flops), "matmul_peak_gflops": peaks}
+    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)
+    out = _compare(out, runs, batch_size, flops)
+    return {**out, "rounds": rounds, "steps": steps, "device": str(dev), "machine": _machine(dev),
+            "torch": torch.__version__}

@@ -1,0 +1,70 @@
+"""``vggnet bench infer | train``: speed and memory against a plain-PyTorch baseline, as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from vggnet.cli import cli
+from vggnet.device import PRECISIONS
+
+
+def _common(f):
+    for option in reversed([
+        click.option("--model", default="vgg16", show_default=True),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                     help="auto: bf16 where it is faster (GPU, CPU with AMX), else fp32."),
+        click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
+        click.option("--baseline", is_flag=True, help="Also run plain PyTorch and report the ratios."),
+        click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+                     help="Alternated rounds, each side in a fresh process; medians are reported."),
+        click.option("--device", default=None),
+        click.option("--quiet", is_flag=True),
+    ]):
+        f = option(f)
+    return f
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Benchmarks: images/s, achieved GFLOPS, peak memory; the last line printed is one JSON object."""
+
+
+@bench_group.command("infer")
+@_common
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=32), default=224, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--agreement", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Real images on which to compare bf16 and fp32 top-1 (0: skip).")
+def infer_command(model, precision, compile_, baseline, rounds, device, quiet, batch_size, image_size, steps,
+                  agreement) -> None:
+    """Forward passes; the baseline is eager fp32 NCHW under no_grad."""
+    from vggnet.bench import bench_infer
+
+    out = bench_infer(model, batch_size, image_size, precision=precision, compile=compile_, baseline=baseline,
+                      rounds=rounds, steps=steps, device=device, agreement=agreement, progress=not quiet)
+    click.echo(json.dumps(out))
+
+
+@bench_group.command("train")
+@_common
+@click.option("--data", default="synthetic", show_default=True, help="'synthetic' or a PATH of small images.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=32), default=32, show_default=True,
+              help="Side of synthetic images.")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--grad-checkpointing", is_flag=True, help="Recompute conv blocks in backward (less memory).")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="DataLoader workers of the baseline.")
+def train_command(model, precision, compile_, baseline, rounds, device, quiet, data, batch_size, image_size, steps,
+                  grad_checkpointing, workers) -> None:
+    """Training steps with the data pipeline; the baseline is per-sample augmentation in a DataLoader,
+    eager fp32 NCHW, SGD."""
+    from vggnet.bench import bench_train
+
+    out = bench_train(model, data, batch_size, image_size=image_size, precision=precision,
+                      grad_checkpointing=grad_checkpointing, compile=compile_, baseline=baseline, rounds=rounds,
+                      steps=steps, workers=workers, device=device, progress=not quiet)
+    click.echo(json.dumps(out))
