@@ -130,3 +130,14 @@ def test_fine_tuning_starts_from_pretrained_weights_and_says_what_it_left(colour
     assert ckpt.meta["mean"] == [0.485, 0.456, 0.406] and ckpt.meta["channels"] == "RGB"
     with pytest.raises(VggnetError, match="not both"):
         _run(colours, tmp_path / "run2", epochs=1, weights="x.pth", init_from="y")
+
+
+def test_a_run_saved_with_the_old_bf16_switch_resumes(colours, tmp_path):
+    _run(colours, tmp_path / "run", epochs=1)
+    run_json = tmp_path / "run" / "run.json"
+    saved = json.loads(run_json.read_text())
+    del saved["recipe"]["precision"], saved["recipe"]["grad_checkpointing"], saved["recipe"]["weights"]
+    saved["recipe"]["bf16"] = False  # as runs were written before 'precision' existed
+    run_json.write_text(json.dumps(saved))
+    _run(colours, tmp_path / "run", epochs=2, resume=True)
+    assert json.loads(run_json.read_text())["recipe"]["precision"] == "fp32"
