@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from vggnet.errors import VggnetError
+
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -21,12 +23,15 @@ def fast_bf16(device: torch.device) -> bool:
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` ('auto', 'fp32', 'bf16') on ``device``; None is fp32."""
     if precision not in PRECISIONS:
-        from vggnet.errors import VggnetError
-
         raise VggnetError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" or (precision == "auto" and fast_bf16(device)):
         return torch.bfloat16
     return None
+
+
+def autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to ``dtype`` (as :func:`autocast_dtype` returns it); None runs in fp32 unchanged."""
+    return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -17,18 +17,20 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from vggnet.atomic import atomic_path
 from vggnet.errors import MissingDependencyError, VggnetError, one_line
-from vggnet.models import to_fully_convolutional
+from vggnet.models import FullyConvolutionalVGG, to_fully_convolutional
 
 FORMATS = ("onnx",)
 
 
-def _require(module: str) -> None:
+def require(module: str) -> None:
+    """Fail with one line naming the extra to install when ``module`` is missing."""
     try:
         __import__(module)
     except ImportError:
@@ -36,7 +38,7 @@ def _require(module: str) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> contextlib.AbstractContextManager:
+def _quiet() -> Iterator[None]:
     """The exporter prints its steps and warns about torchvision ops it does not need."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -59,15 +61,25 @@ def export_onnx(
     opset: int | None = None,
 ) -> Path:
     """Write ``weights`` (a run dir, checkpoint, known name or weight file) as an ONNX file, atomically."""
-    for module in ("onnx", "onnxscript"):
-        _require(module)
-    import onnx
-
     from vggnet.weights.load import model_for_inference
 
+    for module in ("onnx", "onnxscript"):  # before the weights are read
+        require(module)
     model, meta = model_for_inference(weights, model_name)
-    size = meta["image_size"]
     net = to_fully_convolutional(model).eval() if fully_convolutional else model
+    return export_model_onnx(net, meta, out, opset=opset)
+
+
+def export_model_onnx(net: torch.nn.Module, meta: dict, out: str | os.PathLike[str], *,
+                      opset: int | None = None) -> Path:
+    """Write a loaded ``net`` (a VGG in eval mode, or its fully-convolutional form) as ONNX, with
+    ``meta`` (its checkpoint metadata: classes, preprocessing) in the file's properties."""
+    for module in ("onnx", "onnxscript"):
+        require(module)
+    import onnx
+
+    fully_convolutional = isinstance(net, FullyConvolutionalVGG)
+    size = meta["image_size"]
     batch = torch.export.Dim("batch", min=1)
     dims = {0: batch}
     if fully_convolutional:
@@ -95,7 +107,7 @@ def export_onnx(
 
 def verify_onnx(path: str | os.PathLike[str], net: torch.nn.Module, x: torch.Tensor) -> float:
     """Largest absolute difference between onnxruntime's output for ``x`` and ``net``'s."""
-    _require("onnxruntime")
+    require("onnxruntime")
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

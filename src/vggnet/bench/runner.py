@@ -11,12 +11,14 @@ import subprocess
 import sys
 
 import torch
+import torch.nn.functional as F
 
 from vggnet.analysis.trace import trace
 from vggnet.bench.peak import matmul_peak
-from vggnet.bench.workloads import _model_kwargs
-from vggnet.device import resolve_device
+from vggnet.bench.workloads import model_kwargs
+from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
+from vggnet.models import create_model
 from vggnet.progress import progress_bar
 
 
@@ -54,42 +56,43 @@ def _alternate(spec: dict, baseline: bool, rounds: int, progress: bool) -> dict[
 def _summary(results: list[dict], batch: int, flops_per_image: float) -> dict:
     per_round = [batch / statistics.median(r["step_seconds"]) for r in results]
     ips = statistics.median(per_round)
+    working = statistics.median(r["working_memory_mb"] for r in results)
     return {"images_per_second": round(ips, 2), "images_per_second_rounds": [round(v, 2) for v in per_round],
             "gflops": round(ips * flops_per_image / 1e9, 1),
             "peak_memory_mb": statistics.median(r["peak_memory_mb"] for r in results),
-            "working_memory_mb": statistics.median(r["working_memory_mb"] for r in results),
-            "working_memory_mb_per_image": round(statistics.median(r["working_memory_mb"] for r in results) / batch, 2),
+            "working_memory_mb": working, "working_memory_mb_per_image": round(working / batch, 2),
             "precision": results[0]["precision"], "threads": results[0]["threads"]}
 
 
-def _compare(out: dict, runs: dict[str, list[dict]], batch: int, flops: float) -> dict:
+def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, dev: torch.device) -> dict:
+    """Add vggnet's figures, the measured matmul peaks and fractions, the baseline and the ratios."""
+    out |= _summary(runs["vggnet"], batch, flops)
+    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
+    out["matmul_peak_gflops"] = peaks
+    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)  # of the peak of the precision used
+    out["bf16_peak_fraction"] = round(out["gflops"] / peaks["bf16"], 3)
     if "baseline" in runs:
         base = _summary(runs["baseline"], batch, flops)
         out["baseline"] = base
         out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
         if base["working_memory_mb"] > 0:
             out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
-    return out
+    return {**out, "device": str(dev), "machine": _machine(dev), "torch": torch.__version__}
 
 
 def _agreement(model_name: str, size: int, n: int, device: torch.device) -> float:
     """Share of real images (the embedded CIFAR-10 sample, resized) whose top-1 class is the same
     in bf16 autocast as in fp32."""
-    import torch.nn.functional as F
-
     from vggnet.data.datasets import load_data
 
     images = load_data("sample", progress=False).val.images[:n]  # held-out real photos, not noise
     x = F.interpolate(images.float().div(255), size=(size, size), mode="bilinear", align_corners=False)
     x = ((x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)).to(device)
-    from vggnet.models import create_model
-
     torch.manual_seed(0)
-    model = create_model(model_name, **_model_kwargs(size)).eval().to(device)
+    model = create_model(model_name, **model_kwargs(size)).eval().to(device)
     top = []
     for dtype in (None, torch.bfloat16):
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                                    enabled=dtype is not None):
+        with torch.inference_mode(), autocast(device.type, dtype):
             top.append(torch.cat([model(x[i:i + 16]).float().argmax(1) for i in range(0, len(x), 16)]))
     return float((top[0] == top[1]).float().mean())
 
@@ -99,21 +102,16 @@ def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, preci
                 device: str | None = None, agreement: int = 64, progress: bool = True) -> dict:
     """Forward-pass throughput of ``model``; with ``baseline`` also plain eager fp32 NCHW and the ratio."""
     dev = resolve_device(device)
-    flops = 2 * trace(model, image_size, **_model_kwargs(image_size)).macs
+    flops = 2 * trace(model, image_size, **model_kwargs(image_size)).macs
     spec = {"kind": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
             "precision": precision, "compile": compile, "steps": steps, "warmup": warmup, "device": str(dev)}
     runs = _alternate(spec, baseline, rounds, progress)
-    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
     out = {"bench": "infer", "model": model, "batch_size": batch_size, "image_size": image_size, "compile": compile,
-           **_summary(runs["vggnet"], batch_size, flops), "matmul_peak_gflops": peaks}
-    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)  # of the peak of the precision used
-    out["bf16_peak_fraction"] = round(out["gflops"] / peaks["bf16"], 3)
+           "rounds": rounds, "steps": steps}
     if agreement:
         out["bf16_top1_agreement"] = round(_agreement(model, image_size, agreement, dev), 4)
         out["agreement_images"] = agreement
-    out = _compare(out, runs, batch_size, flops)
-    return {**out, "rounds": rounds, "steps": steps, "device": str(dev), "machine": _machine(dev),
-            "torch": torch.__version__}
+    return _finish(out, runs, batch_size, flops, dev)
 
 
 def bench_train(model: str, data: str = "synthetic", batch_size: int = 128, *, image_size: int = 32,
@@ -122,17 +120,12 @@ def bench_train(model: str, data: str = "synthetic", batch_size: int = 128, *, i
                 device: str | None = None, progress: bool = True) -> dict:
     """Training throughput with the data pipeline; with ``baseline`` also the plain-PyTorch loop."""
     dev = resolve_device(device)
-    t = trace(model, image_size, **_model_kwargs(image_size))
+    t = trace(model, image_size, **model_kwargs(image_size))
     flops = 2 * (t.macs + t.macs_backward)
     spec = {"kind": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
             "precision": precision, "grad_checkpointing": grad_checkpointing, "compile": compile, "steps": steps,
             "warmup": warmup, "workers": workers, "device": str(dev)}
     runs = _alternate(spec, baseline, rounds, progress)
-    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
     out = {"bench": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
-           "grad_checkpointing": grad_checkpointing, "compile": compile,
-           **_summary(runs["vggnet"], batch_size, flops), "matmul_peak_gflops": peaks}
-    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)
-    out = _compare(out, runs, batch_size, flops)
-    return {**out, "rounds": rounds, "steps": steps, "device": str(dev), "machine": _machine(dev),
-            "torch": torch.__version__}
+           "grad_checkpointing": grad_checkpointing, "compile": compile, "rounds": rounds, "steps": steps}
+    return _finish(out, runs, batch_size, flops, dev)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.device import autocast_dtype, resolve_device
+from vggnet.device import autocast, autocast_dtype, resolve_device
 from vggnet.models import create_model
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -66,7 +66,8 @@ def _timed(step, warmup: int, steps: int, device: torch.device) -> list[float]:
     return times
 
 
-def _model_kwargs(size: int) -> dict:
+def model_kwargs(size: int) -> dict:
+    """The head both sides build: CIFAR-size inputs get the linear head and 10 classes."""
     return {"num_classes": 10, "head": "linear", "dropout": 0.0} if size <= 64 else {}
 
 
@@ -75,7 +76,7 @@ def infer(spec: dict) -> dict:
     pays, optional torch.compile. Baseline: eager fp32 NCHW under no_grad."""
     device = resolve_device(spec.get("device"))
     b, s = spec["batch_size"], spec["image_size"]
-    model = create_model(spec["model"], **_model_kwargs(s)).eval().to(device)
+    model = create_model(spec["model"], **model_kwargs(s)).eval().to(device)
     x = torch.randn(b, 3, s, s, device=device)
     if spec["side"] == "baseline":
         def step() -> None:
@@ -94,8 +95,7 @@ def infer(spec: dict) -> dict:
         net = torch.compile(model) if spec.get("compile") else model
 
         def step() -> None:
-            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                                        enabled=dtype is not None):
+            with torch.inference_mode(), autocast(device.type, dtype):
                 net(x)
     memory = Memory(device)
     memory.start()
@@ -156,7 +156,7 @@ def train(spec: dict) -> dict:
     arrays = _arrays(spec)
     s, b = arrays.images.shape[-1], spec["batch_size"]
     pad = 4 if s <= 64 else 0
-    model = create_model(spec["model"], **_model_kwargs(s)).to(device).train()
+    model = create_model(spec["model"], **model_kwargs(s)).to(device).train()
     recipe = get_recipe("cifar-fast", {"batch_size": b})
     if spec["side"] == "baseline":
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=5e-4)

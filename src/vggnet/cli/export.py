@@ -35,22 +35,24 @@ def export_command(checkpoint, weights, model, fmt, fully_convolutional, out, ve
     """Export to ONNX with a dynamic batch (and image size, for --fully-convolutional)."""
     import torch
 
-    from vggnet.export import export_onnx, verify_onnx
+    from vggnet.export import export_model_onnx, require, verify_onnx
     from vggnet.models import to_fully_convolutional
     from vggnet.weights.load import model_for_inference
 
     if (checkpoint is None) == (weights is None):
         raise VggnetError("export needs one of --checkpoint or --weights")
     source = checkpoint or weights
-    path = export_onnx(source, out or _default_out(source, fully_convolutional),
-                       fully_convolutional=fully_convolutional, model_name=model)
+    for module in ("onnx", "onnxscript", *(("onnxruntime",) if verify else ())):  # before the weights are read
+        require(module)
+    net, meta = model_for_inference(source, model)  # read once: exported, then verified
+    if fully_convolutional:
+        net = to_fully_convolutional(net).eval()
+    path = export_model_onnx(net, meta, out or _default_out(source, fully_convolutional))
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
     if verify:
-        net, meta = model_for_inference(source, model)
         size = meta["image_size"]
         shapes = [(3, 3, size, size)]
         if fully_convolutional:
-            net = to_fully_convolutional(net).eval()
             shapes.append((2, 3, size + 64, size + 32))
         for shape in shapes:
             diff = verify_onnx(path, net, torch.randn(*shape, generator=torch.Generator().manual_seed(0)))

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vggnet.device import autocast
 from vggnet.errors import MissingDependencyError
 
 
@@ -59,7 +60,7 @@ def predict(
             images, y = images[keep], y[keep]
         if len(y) == 0:
             continue
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with autocast(device.type, dtype):
             logits = model(transform(images))
         logits = logits.float()
         loss = F.cross_entropy(logits, y, reduction="sum")

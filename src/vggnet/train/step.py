@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vggnet.device import autocast
+
 
 def train_step(
     model: nn.Module,
@@ -24,7 +26,7 @@ def train_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 ``images`` -> (loss, logits), both detached; ``dtype`` None is fp32."""
     x = transform(images, train=True, generator=generator)
-    with torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with autocast(x.device.type, dtype):
         logits = model(x)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
