@@ -52,7 +52,7 @@ def test_train_evaluate_predict_round_trip(data, tmp_path):
     (["train", "--model", "vgg99", "--data", "sample"], "unknown model 'vgg99'"),
     (["train", "--model", "vgg11", "--data", "sample", "--set", "lr"], "--set takes FIELD=VALUE"),
     (["train", "--model", "vgg11", "--data", "sample", "--set", "speed=2"], "unknown recipe field 'speed'"),
-    (["train", "--data", "sample"], "train needs --model and --data"),
+    (["train", "--data", "sample"], "train needs --model (recipe cifar names none)"),
     (["train", "--resume", ".", "--lr", "0.1"], "only --epochs may change"),
     (["train", "--resume", "."], "no readable run.json"),
 ])

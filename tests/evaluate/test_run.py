@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     data = root / "colours"  # the ImageNet layout: given train/ and val/ splits
     colour_folders(data / "train", per_class=18)
     colour_folders(data / "val", per_class=6, seed=1)
-    recipe = get_recipe("cifar-fast", {"epochs": "3", "batch_size": "16", "lr": "0.01"})
+    recipe = get_recipe("cifar", {"epochs": "3", "batch_size": "16", "lr": "0.01"})
     train("vgg11_bn", data, recipe, root / "run", progress=False)
     yield root, data
     mp.undo()
@@ -69,7 +69,7 @@ def test_cifar_archive_trains_and_evaluates_on_the_official_test_batch(tmp_path)
     from tests.helpers import make_cifar_archive
 
     archive = make_cifar_archive(tmp_path / "cifar-10-python.tar.gz", n_per_batch=20, n_test=30)
-    recipe = get_recipe("cifar-fast", {"epochs": "1", "batch_size": "32"})
+    recipe = get_recipe("cifar", {"epochs": "1", "batch_size": "32"})
     train("vgg11_bn", archive, recipe, tmp_path / "run", progress=False)
     val = evaluate_checkpoint(tmp_path / "run", archive, tmp_path / "val", split="val", progress=False)
     test = evaluate_checkpoint(tmp_path / "run", archive, tmp_path / "test", split="test", progress=False)

@@ -16,7 +16,7 @@ FAST = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "precision": "
 def _run(data, out, epochs, resume=False, **overrides):
     if resume:
         return train(None, None, None, out, resume=True, epochs=epochs, progress=False)
-    recipe = get_recipe("cifar-fast", {**FAST, "epochs": str(epochs), **overrides})
+    recipe = get_recipe("cifar", {**FAST, "epochs": str(epochs), **overrides})
     return train("vgg11_bn", data, recipe, out, seed=0, deterministic=True, progress=False)
 
 
@@ -141,3 +141,15 @@ def test_a_run_saved_with_the_old_bf16_switch_resumes(colours, tmp_path):
     run_json.write_text(json.dumps(saved))
     _run(colours, tmp_path / "run", epochs=2, resume=True)
     assert json.loads(run_json.read_text())["recipe"]["precision"] == "fp32"
+
+
+def test_cifar_fast_trains_its_own_network_with_a_fitted_stem_and_tta(colours, tmp_path):
+    recipe = get_recipe("cifar-fast", {"epochs": "2", "batch_size": "16", "lr": "0.2", "val_fraction": "0.25"})
+    result = train(None, colours, recipe, tmp_path / "fast", seed=0, progress=False)  # no model: the recipe's
+    ckpt = load_checkpoint(tmp_path / "fast")
+    assert ckpt.meta["model"] == "vgg_fast"
+    stem = ckpt.weights["features.0.weight"]
+    assert stem.shape == (24, 3, 2, 2) and torch.equal(stem[12:], -stem[:12])  # whitening filters and negatives
+    m = result.metrics
+    assert m["tta"] == 2 and 0 <= m["top1_without_tta"] <= 1 and m["wall_seconds"] > 0
+    assert m["top1"] >= 0.9  # colour is easy; chance is 1/3

@@ -35,5 +35,17 @@ def test_bad_overrides_are_one_line_errors(overrides, message):
 
 
 def test_unknown_recipe():
-    with pytest.raises(VggnetError, match="unknown recipe 'fast'; valid: paper, adam, cifar-fast"):
+    with pytest.raises(VggnetError, match="unknown recipe 'fast'; valid: paper, adam, cifar, cifar-fast"):
         get_recipe("fast")
+
+
+def test_cifar_fast_is_the_time_to_accuracy_recipe():
+    r = RECIPES["cifar-fast"]
+    assert (r.model, r.alternate_flip, r.tta, r.pad_crop, r.label_smoothing) == ("vgg_fast", True, 2, 2, 0.2)
+    assert (r.schedule, r.nesterov, r.dropout, r.val_fraction) == ("onecycle", True, 0.0, 0.1)  # 45,000 / 5,000
+    assert RECIPES["cifar"].model == "" and RECIPES["cifar"].lr == 0.02  # any BN VGG; names its model
+
+
+def test_bad_tta_level():
+    with pytest.raises(VggnetError, match="recipe tta must be 0"):
+        get_recipe("cifar-fast", {"tta": "3"})

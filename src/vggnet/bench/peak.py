@@ -7,9 +7,14 @@ import time
 import torch
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int = 2048, seconds: float = 1.0) -> float:
-    """Best GFLOPS of an n x n x n matrix product in ``dtype`` over about ``seconds`` of trials."""
+def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int | None = None,
+                seconds: float = 1.0) -> float:
+    """Best GFLOPS of an n x n x n matrix product in ``dtype`` over about ``seconds`` of trials.
+
+    ``n`` defaults to 2048 on CPU and 8192 on GPU, where smaller products cannot fill the chip.
+    """
     device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

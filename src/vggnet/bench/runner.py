@@ -69,8 +69,9 @@ def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, de
     out |= _summary(runs["vggnet"], batch, flops)
     peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
     out["matmul_peak_gflops"] = peaks
-    out["peak_fraction"] = round(out["gflops"] / peaks[out["precision"]], 3)  # of the peak of the precision used
-    out["bf16_peak_fraction"] = round(out["gflops"] / peaks["bf16"], 3)
+    # fractions to 4 significant digits: a tiny model on a GPU uses well under 0.1% of its peak
+    out["peak_fraction"] = float(f"{out['gflops'] / peaks[out['precision']]:.4g}")  # of the precision used
+    out["bf16_peak_fraction"] = float(f"{out['gflops'] / peaks['bf16']:.4g}")
     if "baseline" in runs:
         base = _summary(runs["baseline"], batch, flops)
         out["baseline"] = base
@@ -98,16 +99,18 @@ def _agreement(model_name: str, size: int, n: int, device: torch.device) -> floa
 
 
 def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, precision: str = "auto",
-                compile: bool = False, baseline: bool = False, rounds: int = 3, steps: int = 5, warmup: int = 2,
+                compile: bool = False, compile_mode: str = "default", baseline: bool = False, rounds: int = 3,
+                steps: int = 5, warmup: int = 2,
                 device: str | None = None, agreement: int = 64, progress: bool = True) -> dict:
     """Forward-pass throughput of ``model``; with ``baseline`` also plain eager fp32 NCHW and the ratio."""
     dev = resolve_device(device)
     flops = 2 * trace(model, image_size, **model_kwargs(image_size)).macs
     spec = {"kind": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
-            "precision": precision, "compile": compile, "steps": steps, "warmup": warmup, "device": str(dev)}
+            "precision": precision, "compile": compile, "compile_mode": compile_mode, "steps": steps,
+            "warmup": warmup, "device": str(dev)}
     runs = _alternate(spec, baseline, rounds, progress)
     out = {"bench": "infer", "model": model, "batch_size": batch_size, "image_size": image_size, "compile": compile,
-           "rounds": rounds, "steps": steps}
+           "compile_mode": compile_mode, "rounds": rounds, "steps": steps}
     if agreement:
         out["bf16_top1_agreement"] = round(_agreement(model, image_size, agreement, dev), 4)
         out["agreement_images"] = agreement
@@ -116,16 +119,16 @@ def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, preci
 
 def bench_train(model: str, data: str = "synthetic", batch_size: int = 128, *, image_size: int = 32,
                 precision: str = "auto", grad_checkpointing: bool = False, compile: bool = False,
-                baseline: bool = False, rounds: int = 3, steps: int = 10, warmup: int = 3, workers: int = 2,
-                device: str | None = None, progress: bool = True) -> dict:
+                compile_mode: str = "default", baseline: bool = False, rounds: int = 3, steps: int = 10,
+                warmup: int = 3, workers: int = 2, device: str | None = None, progress: bool = True) -> dict:
     """Training throughput with the data pipeline; with ``baseline`` also the plain-PyTorch loop."""
     dev = resolve_device(device)
-    t = trace(model, image_size, **model_kwargs(image_size))
-    flops = 2 * (t.macs + t.macs_backward)
     spec = {"kind": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
-            "precision": precision, "grad_checkpointing": grad_checkpointing, "compile": compile, "steps": steps,
-            "warmup": warmup, "workers": workers, "device": str(dev)}
+            "precision": precision, "grad_checkpointing": grad_checkpointing, "compile": compile,
+            "compile_mode": compile_mode, "steps": steps, "warmup": warmup, "workers": workers, "device": str(dev)}
     runs = _alternate(spec, baseline, rounds, progress)
-    out = {"bench": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": image_size,
+    size = runs["vggnet"][0]["image_size"]  # the data's own side; --image-size is for synthetic data
+    t = trace(model, size, **model_kwargs(size))
+    out = {"bench": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": size,
            "grad_checkpointing": grad_checkpointing, "compile": compile, "rounds": rounds, "steps": steps}
-    return _finish(out, runs, batch_size, flops, dev)
+    return _finish(out, runs, batch_size, 2 * (t.macs + t.macs_backward), dev)

@@ -16,6 +16,9 @@ def _common(f):
         click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                      help="auto: bf16 where it is faster (GPU, CPU with AMX), else fp32."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
+        click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
+                     default="default", show_default=True,
+                     help="torch.compile mode; reduce-overhead replays CUDA graphs on a GPU."),
         click.option("--baseline", is_flag=True, help="Also run plain PyTorch and report the ratios."),
         click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Alternated rounds, each side in a fresh process; medians are reported."),
@@ -38,12 +41,13 @@ def bench_group() -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--agreement", type=click.IntRange(min=0), default=64, show_default=True,
               help="Real images on which to compare bf16 and fp32 top-1 (0: skip).")
-def infer_command(model, precision, compile_, baseline, rounds, device, quiet, batch_size, image_size, steps,
-                  agreement) -> None:
+def infer_command(model, precision, compile_, compile_mode, baseline, rounds, device, quiet, batch_size, image_size,
+                  steps, agreement) -> None:
     """Forward passes; the baseline is eager fp32 NCHW under no_grad."""
     from vggnet.bench import bench_infer
 
-    out = bench_infer(model, batch_size, image_size, precision=precision, compile=compile_, baseline=baseline,
+    out = bench_infer(model, batch_size, image_size, precision=precision, compile=compile_, compile_mode=compile_mode,
+                      baseline=baseline,
                       rounds=rounds, steps=steps, device=device, agreement=agreement, progress=not quiet)
     click.echo(json.dumps(out))
 
@@ -53,18 +57,19 @@ def infer_command(model, precision, compile_, baseline, rounds, device, quiet, b
 @click.option("--data", default="synthetic", show_default=True, help="'synthetic' or a PATH of small images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=32), default=32, show_default=True,
-              help="Side of synthetic images.")
+              help="Side of synthetic images (data from a PATH keeps its own).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--grad-checkpointing", is_flag=True, help="Recompute conv blocks in backward (less memory).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="DataLoader workers of the baseline.")
-def train_command(model, precision, compile_, baseline, rounds, device, quiet, data, batch_size, image_size, steps,
-                  grad_checkpointing, workers) -> None:
+def train_command(model, precision, compile_, compile_mode, baseline, rounds, device, quiet, data, batch_size,
+                  image_size, steps, grad_checkpointing, workers) -> None:
     """Training steps with the data pipeline; the baseline is per-sample augmentation in a DataLoader,
     eager fp32 NCHW, SGD."""
     from vggnet.bench import bench_train
 
     out = bench_train(model, data, batch_size, image_size=image_size, precision=precision,
-                      grad_checkpointing=grad_checkpointing, compile=compile_, baseline=baseline, rounds=rounds,
+                      grad_checkpointing=grad_checkpointing, compile=compile_, compile_mode=compile_mode,
+                      baseline=baseline, rounds=rounds,
                       steps=steps, workers=workers, device=device, progress=not quiet)
     click.echo(json.dumps(out))

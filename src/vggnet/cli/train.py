@@ -25,9 +25,10 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @cli.command("train")
-@click.option("--model", default=None, help="Model name (vgg11, vgg16_bn, ... see `vggnet models`).")
+@click.option("--model", default=None,
+              help="Model name (vgg11, vgg16_bn, ... see `vggnet models`); cifar-fast defaults to vgg_fast.")
 @click.option("--data", default=None, help=DATA_HELP)
-@click.option("--recipe", type=click.Choice(list(RECIPES)), default="cifar-fast", show_default=True)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="cifar", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
@@ -56,8 +57,9 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
         run_dir = Path(resume)
         how = {"model_name": None, "data": None, "recipe": None, "resume": True, "epochs": epochs}
     else:
+        model = model or RECIPES[recipe].model or None
         if model is None or data is None:
-            raise VggnetError("train needs --model and --data (or --resume DIR)")
+            raise VggnetError(f"train needs --model (recipe {recipe} names none) and --data (or --resume DIR)")
         overrides = _overrides(sets)
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None),
                            ("weights", weights)):

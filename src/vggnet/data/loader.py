@@ -17,28 +17,48 @@ from vggnet.data.transforms import RescaleCrop
 
 
 class ArrayBatches:
-    """Shuffled (or ordered) batches from an in-memory split moved once to ``device``."""
+    """Shuffled (or ordered) batches from an in-memory split moved once to ``device``.
+
+    ``alternate_flip`` mirrors a seeded random half of the images in epoch 0 and then flips every
+    image's state each epoch, so any two consecutive epochs show each image both ways (random
+    flips show a quarter of them the same way twice). Call :meth:`set_epoch` before each epoch,
+    as with a DistributedSampler.
+    """
 
     def __init__(self, arrays: ImageArrays, batch_size: int, *, shuffle: bool, drop_last: bool,
-                 generator: torch.Generator | None, device: torch.device) -> None:
+                 generator: torch.Generator | None, device: torch.device, alternate_flip: bool = False,
+                 flip_seed: int = 0) -> None:
         self.images = arrays.images.to(device)
         self.labels = arrays.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.generator = batch_size, shuffle, drop_last, generator
+        self.flipped = None
+        if alternate_flip:
+            g = torch.Generator().manual_seed(flip_seed)
+            self.flipped = (torch.rand(len(self.labels), generator=g) < 0.5).to(device)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last and n >= self.batch_size else -(-n // self.batch_size)
+
+    def _take(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.images[idx]
+        if self.flipped is not None:
+            flip = self.flipped[idx] ^ bool(self.epoch % 2)
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+        return images, self.labels[idx]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator).to(self.images.device) if self.shuffle else None
         for i in range(len(self)):
             if order is None:
-                sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-                yield self.images[sl], self.labels[sl]
+                yield self._take(slice(i * self.batch_size, (i + 1) * self.batch_size))
             else:
-                idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-                yield self.images[idx], self.labels[idx]
+                yield self._take(order[i * self.batch_size : (i + 1) * self.batch_size])
 
 
 def make_batches(
@@ -51,11 +71,14 @@ def make_batches(
     crop: int = 224,
     scale: tuple[int, int] = (256, 256),
     workers: int = 4,
+    alternate_flip: bool = False,
+    flip_seed: int = 0,
 ):
     """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels may hold -1 (bad file)."""
     if isinstance(split, ImageArrays):
         drop_last = train and len(split) > batch_size
-        return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device)
+        return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device,
+                            alternate_flip=alternate_flip and train, flip_seed=flip_seed)
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
     dataset = FolderDataset(split, transform, fallback_side=crop)
     return torch.utils.data.DataLoader(

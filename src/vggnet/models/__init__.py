@@ -1,6 +1,6 @@
 """Networks: the VGG family of Table 1, its test-time form, feature extraction, the classics."""
 
-from vggnet.models import classic  # noqa: F401  (registers the comparison networks)
+from vggnet.models import classic, fast  # noqa: F401  (register the comparison networks and vgg_fast)
 from vggnet.models.features import FeatureExtractor
 from vggnet.models.fully_conv import FullyConvolutionalVGG, spatial_average, to_fully_convolutional
 from vggnet.models.init import INIT_SCHEMES, init_from_shallower, init_weights

@@ -2,7 +2,7 @@
 bf16 autocast where it is the faster arithmetic), checkpointed every epoch so ``resume``
 continues exactly where it stopped.
 
-    train("vgg11_bn", "sample", get_recipe("cifar-fast"), out="runs/demo")
+    train("vgg11_bn", "sample", get_recipe("cifar"), out="runs/demo")
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from vggnet.device import autocast_dtype, resolve_device
 from vggnet.errors import CheckpointError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
+from vggnet.evaluate.tta import TestTimeAugment
 from vggnet.models import create_model, init_from_shallower, resolve_name
 from vggnet.progress import progress_bar
 from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -125,6 +126,7 @@ def train(
     None for the first three); ``epochs`` raises the epoch count of the saved recipe.
     """
     require_report_libraries()
+    started = time.perf_counter()
     run_dir = Path(out)
     device = resolve_device(device)
     state = None
@@ -144,6 +146,8 @@ def train(
         recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
     elif (run_dir / "checkpoints").exists():
         raise VggnetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if recipe is not None and model_name is None:
+        model_name = recipe.model or None  # the recipe's own network (cifar-fast: vgg_fast)
     if recipe is None or model_name is None or data is None:
         raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
     check_recipe(recipe)
@@ -170,15 +174,20 @@ def train(
     dtype = autocast_dtype(recipe.precision, device)
 
     transform = BatchTransform(
-        mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop, flip=recipe.flip,
+        mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop,
+        flip=recipe.flip and not (recipe.alternate_flip and splits.in_memory),
         pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
         pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
         channels_last=recipe.channels_last, bgr=stats.get("channels") == "BGR",
     )
+    if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
+        # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
+        model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
     shuffle_gen = torch.Generator().manual_seed(seed)
     augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
     loader_args = {"device": device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
-    train_batches = make_batches(splits.train, recipe.batch_size, train=True, generator=shuffle_gen, **loader_args)
+    train_batches = make_batches(splits.train, recipe.batch_size, train=True, generator=shuffle_gen,
+                                 alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed, **loader_args)
     val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale)}
     val_batches = make_batches(splits.val, recipe.batch_size, train=False, **val_args)
     optimizer = build_optimizer(model, recipe)
@@ -210,6 +219,8 @@ def train(
 
     for epoch in range(start, recipe.epochs + 1):
         model.train()
+        if hasattr(train_batches, "set_epoch"):
+            train_batches.set_epoch(epoch)
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
@@ -258,7 +269,12 @@ def train(
         writer.close()
 
     final = val if val is not None else predict(model, val_batches, val_transform, dtype=dtype)
-    metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes)}
+    extra = {}
+    if recipe.tta:
+        extra = {"tta": recipe.tta, "top1_without_tta": final.accuracy(1)}
+        final = predict(TestTimeAugment(model, recipe.tta), val_batches, val_transform, dtype=dtype)
+    metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes), **extra,
+               "wall_seconds": round(time.perf_counter() - started, 1)}
     _write_json(run_dir / "metrics.json", metrics)
     write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")
     return TrainResult(run_dir, history, metrics)
