@@ -87,6 +87,8 @@ class FileServer:
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
         self.cut_after: int | None = None  # close the connection after this many body bytes
+        self.cut_times: int | None = None  # ... in only this many responses (None: every one)
+        self.corrupt_times = 0  # this many responses carry the payload with its first byte changed
         self.ignore_range = False
         self.status: int | None = None  # answer every request with this error code
         self.requests: list[dict[str, str]] = []
@@ -115,11 +117,16 @@ class FileServer:
                 else:
                     self.send_response(200)
                 body = server.payload[start:]
+                if server.corrupt_times > 0 and body:
+                    server.corrupt_times -= 1
+                    body = bytes([body[0] ^ 0xFF]) + body[1:]
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if server.cut_after is not None:
+                if server.cut_after is not None and server.cut_times != 0:
                     body = body[: server.cut_after]
                     self.close_connection = True
+                    if server.cut_times is not None:
+                        server.cut_times -= 1
                 self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -83,3 +83,19 @@ def test_ctrl_c_says_what_is_kept_and_how_to_resume(data, tmp_path, monkeypatch)
     assert result.exit_code == 130
     assert result.stderr == (f"interrupted: checkpoint epoch-0002 is kept; "
                              f"continue with `vggnet train --resume {tmp_path / 'run'}`\n")
+
+
+def test_strict_stops_train_and_evaluate_at_a_bad_image_and_names_it(data, tmp_path):
+    (data / "val" / "red" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    args = ("--model", "vgg11_bn", "--data", data, "--epochs", "1", "--batch-size", "12", "--quiet")
+    result = run("train", *args, "--strict", "--out", tmp_path / "strict")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    bad = data / "val" / "red" / "9.png"
+    assert result.stderr.startswith(f"error: cannot decode {bad} (") and "without --strict" in result.stderr
+    assert not (tmp_path / "strict" / "checkpoints").exists()
+    result = run("train", *args, "--out", tmp_path / "lenient")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((tmp_path / "lenient" / "run.json").read_text())["skipped_images"]) == ["val/red/9.png"]
+    result = run("evaluate", "--checkpoint", tmp_path / "lenient", "--data", data, "--split", "val", "--strict",
+                 "--out", tmp_path / "ev", "--quiet")
+    assert result.exit_code == 2 and f"cannot decode {bad}" in result.stderr

@@ -1,3 +1,4 @@
+import re
 import tarfile
 
 import pytest
@@ -80,17 +81,32 @@ def test_split_layout_and_seeded_split_of_a_flat_folder(tmp_path):
     assert torch.equal(one.train.labels, two.train.labels)
 
 
-def test_large_images_stream_and_bad_files_come_back_as_label_minus_one(tmp_path):
+def test_large_images_stream_and_bad_files_come_back_named_by_a_negative_label(tmp_path):
     root = tmp_path / "big"
     (root / "a").mkdir(parents=True)
     (root / "a" / "0.jpg").write_bytes(image_bytes(RED, size=300))
     (root / "a" / "1.jpg").write_bytes(b"\xff\xd8 broken")
     splits = load_data(root, whole=True, progress=False)
     assert not splits.in_memory
-    batches = make_batches(splits.val, 2, train=False, device=torch.device("cpu"), crop=224, scale=(256, 256),
-                           workers=0)
+    args = {"train": False, "device": torch.device("cpu"), "crop": 224, "scale": (256, 256), "workers": 0}
+    batches = make_batches(splits.val, 2, **args)
     images, labels = next(iter(batches))
-    assert images.shape == (2, 3, 224, 224) and images.dtype == torch.uint8 and labels.tolist() == [0, -1]
+    assert images.shape == (2, 3, 224, 224) and images.dtype == torch.uint8 and labels.tolist() == [0, -2]
+    bad = str(root / "a" / "1.jpg")
+    assert batches.dataset.name_of(-2) == bad and batches.skipped == {bad}
+    with pytest.raises(DataError, match=f"^cannot decode {re.escape(bad)}; without --strict it is skipped$"):
+        next(iter(make_batches(splits.val, 2, strict=True, **args)))
+
+
+def test_strict_loading_stops_at_the_first_bad_file_and_names_it(messy, caplog):
+    bad = re.escape(str(messy / "red" / "corrupt.jpg"))
+    with pytest.raises(DataError, match=f"cannot decode {bad} \\(.+\\); without --strict it is skipped"):
+        load_data(messy, whole=True, progress=False, strict=True)
+    with caplog.at_level("WARNING", logger="vggnet"):
+        assert len(load_data(messy, whole=True, progress=False).val) == 10  # decoded and cached, one skipped
+    assert "1 images in messy cannot be decoded and are skipped (first: red/corrupt.jpg" in caplog.text
+    with pytest.raises(DataError, match=f"cannot decode {bad}"):  # the cache remembers it
+        load_data(messy, whole=True, progress=False, strict=True)
 
 
 def test_dataset_workers_reopen_tar_handles(tmp_path):

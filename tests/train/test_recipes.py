@@ -1,6 +1,8 @@
 import pytest
 
 from vggnet.errors import VggnetError
+from vggnet.models import create_model
+from vggnet.train.optim import build_optimizer
 from vggnet.train.recipes import RECIPES, get_recipe
 
 
@@ -28,6 +30,8 @@ def test_overrides_are_parsed_to_field_types():
     ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam"),
     ({"dropout": "1.5"}, "dropout must be in"),
     ({"flip": "maybe"}, "flip \\(bool\\) cannot be 'maybe'"),
+    ({"accumulate": "0"}, "recipe accumulate must be >= 1, got 0"),
+    ({"bias_lr_scale": "-2"}, "recipe bias_lr_scale must be > 0, got -2.0"),
 ])
 def test_bad_overrides_are_one_line_errors(overrides, message):
     with pytest.raises(VggnetError, match=message):
@@ -44,6 +48,15 @@ def test_cifar_fast_is_the_time_to_accuracy_recipe():
     assert (r.model, r.alternate_flip, r.tta, r.pad_crop, r.label_smoothing) == ("vgg_fast", True, 2, 2, 0.2)
     assert (r.schedule, r.nesterov, r.dropout, r.val_fraction) == ("onecycle", True, 0.0, 0.1)  # 45,000 / 5,000
     assert RECIPES["cifar"].model == "" and RECIPES["cifar"].lr == 0.02  # any BN VGG; names its model
+
+
+def test_bias_lr_scale_gives_the_batchnorm_shifts_their_own_rate_and_the_same_decay_per_step():
+    model = create_model("vgg_fast")
+    groups = build_optimizer(model, get_recipe("cifar-fast", {"bias_lr_scale": "64"})).param_groups
+    assert [len(g["params"]) for g in groups] == [7, 6]  # 6 convs + classifier; 6 BN shifts (scales are fixed)
+    assert all(p.ndim == 1 for p in groups[1]["params"])
+    assert (groups[1]["lr"], groups[1]["lr"] * groups[1]["weight_decay"]) == (64.0, groups[0]["lr"] * 5e-4)
+    assert len(build_optimizer(model, RECIPES["cifar-fast"]).param_groups) == 1  # the recipe's default: one rate
 
 
 def test_bad_tta_level():

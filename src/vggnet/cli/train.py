@@ -41,18 +41,20 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
 @click.option("--deterministic", is_flag=True, help="Use only deterministic kernels (slower on GPU).")
+@click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip it, warn).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, out, resume, seed, device, deterministic,
-                  compile_, quiet) -> None:
+                  strict, compile_, quiet) -> None:
     """Train a network and write checkpoints, metrics.csv, metrics.json and report.md."""
+    from vggnet.train.distributed import shutdown_distributed
     from vggnet.train.loop import train
     from vggnet.train.recipes import get_recipe
 
     common = {"device": device, "progress": not quiet}
     how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
-        if model or data or sets or batch_size or lr or compile_ or weights:
+        if model or data or sets or batch_size or lr or compile_ or weights or strict:
             raise VggnetError("--resume continues a run as it was saved; only --epochs may change")
         run_dir = Path(resume)
         how = {"model_name": None, "data": None, "recipe": None, "resume": True, "epochs": epochs}
@@ -67,7 +69,7 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
                 overrides[key] = value
         run_dir = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
         how = {"model_name": model, "data": data, "recipe": get_recipe(recipe, overrides), "seed": seed,
-               "deterministic": deterministic}
+               "deterministic": deterministic, "strict": strict}
     try:
         result = train(out=run_dir, **how, **common)
     except KeyboardInterrupt:
@@ -75,7 +77,11 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
         kept = f"checkpoint {latest.read_text().strip()} is kept" if latest.exists() else "no epoch had finished"
         click.echo(f"interrupted: {kept}; continue with `vggnet train --resume {run_dir}`", err=True)
         raise SystemExit(130) from None
+    finally:
+        shutdown_distributed()
     m = result.metrics
+    if not m:  # a torchrun process other than rank 0: rank 0 reports
+        return
     click.echo(f"val top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  "
                f"({m['images']} images); report: {result.run_dir / 'report.md'}")
 
@@ -100,12 +106,13 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Where metrics.json and the report go.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--device", default=None)
+@click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip, count).")
 @click.option("--quiet", is_flag=True)
-def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, quiet) -> None:
+def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, strict, quiet) -> None:
     """Score a checkpoint (or an ensemble): top-1, top-5, loss, per-class report, confusion matrix."""
     from vggnet.evaluate.run import evaluate_checkpoint
 
     m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
-                            batch_size=batch_size, device=device, progress=not quiet)
+                            batch_size=batch_size, device=device, progress=not quiet, strict=strict)
     click.echo(f"{split}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  ({m['images']} images"
                + (f", {m['skipped']} unreadable skipped" if m["skipped"] else "") + f"); {Path(out) / 'metrics.json'}")

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +19,8 @@ from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, first_image_side, load_folder_arrays, scan_folder
 from vggnet.errors import DataError
+
+log = logging.getLogger("vggnet")
 
 Split = ImageArrays | FolderIndex
 
@@ -72,7 +75,7 @@ def _split_index(folder: FolderIndex, val_fraction: float, seed: int) -> tuple[F
     )
 
 
-def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool) -> DataSplits:
+def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool, strict: bool) -> DataSplits:
     index = scan_folder(path)
     first = index.get("train") or next(iter(index.values()))
     side = first_image_side(first)
@@ -83,7 +86,7 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
     def load(folder: FolderIndex) -> Split:
         if not small:
             return folder
-        arrays = load_folder_arrays(folder, side, progress=progress)
+        arrays = load_folder_arrays(folder, side, progress=progress, strict=strict)
         skipped.update(arrays.skipped)
         return arrays
 
@@ -109,15 +112,17 @@ def load_data(
     seed: int = 0,
     progress: bool = True,
     whole: bool = False,
+    strict: bool = False,
 ) -> DataSplits:
     """Resolve ``cifar10``, ``sample`` or a path to :class:`DataSplits`.
 
     ``whole``: a flat class-per-folder PATH becomes one ``val`` split holding every image (what
-    ``vggnet evaluate`` wants), instead of being split with ``seed``.
+    ``vggnet evaluate`` wants), instead of being split with ``seed``. ``strict``: an image that
+    cannot be decoded stops the load (named) instead of being skipped with a warning.
     """
     text = os.fspath(spec)
     if text == "sample":
-        splits = _folders(sample_archive(), val_fraction, seed, progress, whole=False)
+        splits = _folders(sample_archive(), val_fraction, seed, progress, whole=False, strict=strict)
         splits.name = "sample"
         return splits
     if text == "cifar10" or is_cifar_source(Path(text)):
@@ -127,4 +132,9 @@ def load_data(
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
-    return _folders(path, val_fraction, seed, progress, whole)
+    splits = _folders(path, val_fraction, seed, progress, whole, strict)
+    if splits.skipped:
+        name, why = next(iter(splits.skipped.items()))
+        log.warning("%d images in %s cannot be decoded and are skipped (first: %s, %s); --strict stops instead",
+                    len(splits.skipped), path.name, name, why)
+    return splits

@@ -1,9 +1,10 @@
 """Resumable, checksummed downloads.
 
-The bytes go to ``<dest>.part``; an interrupted download keeps that file, and the next call asks
-the server for the rest (an HTTP Range request). Only a file whose checksum matches the published
-one is renamed to ``dest``; a mismatch removes the partial file and says so, so a corrupt
-download is never used and never resumed from.
+The bytes go to ``<dest>.part``; an interrupted download keeps that file, and the next attempt
+asks the server for the rest (an HTTP Range request). Only a file whose checksum matches the
+published one is renamed to ``dest``; a mismatch removes the partial file, so a corrupt download
+is never used and never resumed from. A failed attempt (a dropped connection, a short read, a
+checksum mismatch) is retried a few times with a growing pause before the error reaches the user.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -42,9 +44,11 @@ def check_digest(path: Path, expected: str, algorithm: str, name: str | None = N
     actual = file_digest(path, algorithm)
     if not digest_matches(actual, expected):
         path.unlink(missing_ok=True)
-        raise ChecksumError(
+        err = ChecksumError(
             f"{algorithm} of {name or path.name} is {actual}, expected {expected}; the file was removed, run again"
         )
+        err.actual = actual
+        raise err
 
 
 def download(
@@ -55,14 +59,35 @@ def download(
     sha256: str | None = None,
     timeout: float = 60.0,
     progress: bool = True,
+    attempts: int = 3,
+    pause: float = 0.5,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming a ``.part`` file) and verify its checksum.
 
     ``sha256`` may be a prefix of the digest (see :func:`digest_matches`). If ``dest`` already
-    exists with the right checksum nothing is fetched.
+    exists with the right checksum nothing is fetched. Up to ``attempts`` tries, ``pause`` seconds
+    apart (doubling); the last failure is raised, saying how many tries were made. Not retried: an
+    HTTP error other than a server-side one (5xx), and a second complete file with the same wrong
+    checksum (the server has that file; fetching it again cannot help).
     """
+    wrong = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return _download_once(url, Path(dest), md5=md5, sha256=sha256, timeout=timeout, progress=progress)
+        except DownloadError as err:  # ChecksumError included
+            same_again = isinstance(err, ChecksumError) and err.actual == wrong
+            if attempt == attempts or getattr(err, "permanent", False) or same_again:
+                if attempt > 1:
+                    raise type(err)(f"{err} (after {attempt} attempts)") from None
+                raise
+            wrong = getattr(err, "actual", None)
+            time.sleep(pause * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _download_once(url: str, dest: Path, *, md5: str | None, sha256: str | None, timeout: float,
+                   progress: bool) -> Path:
     algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5)
-    dest = Path(dest)
     if dest.exists() and (expected is None or digest_matches(file_digest(dest, algorithm), expected)):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +98,9 @@ def download(
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         if err.code != 416:  # 416: nothing left past our offset, the partial file is complete
-            raise DownloadError(f"cannot download {url}: HTTP {err.code} {err.reason}") from None
+            failure = DownloadError(f"cannot download {url}: HTTP {err.code} {err.reason}")
+            failure.permanent = err.code < 500  # a missing file stays missing; a busy server may recover
+            raise failure from None
         response = None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)

@@ -7,8 +7,9 @@ Layouts understood, possibly under one wrapping folder::
 
 Small images (side <= ``SMALL_SIDE``) are decoded once into one uint8 tensor and cached as a
 safetensors file, so later runs start in a second. Large images stream from disk through a
-DataLoader with worker processes; an image that cannot be decoded then comes back with label -1
-and the training loop drops and counts it.
+DataLoader with worker processes; an image that cannot be decoded then comes back with a negative
+label that names it (see :meth:`FolderDataset.name_of`), and the loader drops and counts it -- or,
+with ``strict``, stops naming the file.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def decode_rgb(data: bytes) -> Image.Image:
             return img.convert("RGB")
     except UnidentifiedImageError:
         raise BadImage("not a format Pillow can identify") from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or damaged data
-        raise BadImage(str(err) or type(err).__name__) from None
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"refused: {err}") from None
+    except Exception as err:
+        raise BadImage(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from None
 
 
 class FileSource:
@@ -90,6 +93,10 @@ class FileSource:
         if self.is_archive:
             return self._archive().extractfile(self._members[name]).read()
         return (self.path / name).read_bytes()
+
+    def where(self, name: str) -> str:
+        """Where a member is, as a user would look for it: a path, or ``archive:member``."""
+        return f"{self.path}:{name}" if self.is_archive else str(self.path / name)
 
     def fingerprint(self) -> str:
         """Changes when any file changes: archive size/mtime, or every file's path, size, mtime."""
@@ -168,8 +175,14 @@ def first_image_side(folder: FolderIndex, tries: int = 8) -> int:
     raise DataError(f"none of the first {tries} images in {folder.source.path} can be decoded")
 
 
-def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True) -> ImageArrays:
-    """Decode a split to a uint8 tensor at ``side`` x ``side``; bad files are skipped and recorded.
+def _strict_error(folder: FolderIndex, name: str, why: str) -> DataError:
+    return DataError(f"cannot decode {folder.source.where(name)} ({why}); without --strict it is skipped")
+
+
+def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True,
+                       strict: bool = False) -> ImageArrays:
+    """Decode a split to a uint8 tensor at ``side`` x ``side``; bad files are skipped and recorded
+    (``strict``: the first one stops it, named).
 
     The result is cached under the user cache dir, keyed by the files' names, sizes and mtimes.
     """
@@ -186,6 +199,8 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
             meta = f.metadata()
             tensors = {"images": f.get_tensor("images"), "labels": f.get_tensor("labels")}
         classes, skipped = json.loads(meta["classes"]), json.loads(meta["skipped"])
+        if strict and skipped:
+            raise _strict_error(folder, *next(iter(skipped.items())))
         return ImageArrays(tensors["images"], tensors["labels"], classes, skipped)
 
     images = torch.empty((len(folder), 3, side, side), dtype=torch.uint8)
@@ -199,6 +214,8 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
             try:
                 image = square(decode_rgb(folder.source.read(name)))
             except BadImage as err:
+                if strict:
+                    raise _strict_error(folder, name, str(err)) from None
                 skipped[name] = str(err)
                 continue
             images[n] = image
@@ -217,7 +234,8 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
 class FolderDataset(torch.utils.data.Dataset):
     """Streams large images: decode, ``transform`` (PIL -> uint8 CHW tensor), label.
 
-    A file that cannot be decoded yields a zero image with label -1; the loop drops and counts it.
+    A file that cannot be decoded yields a zero image with label ``-(index + 1)``: negative, so
+    every consumer drops it, and :meth:`name_of` says which file it was.
     """
 
     def __init__(self, folder: FolderIndex, transform, fallback_side: int) -> None:
@@ -234,4 +252,8 @@ class FolderDataset(torch.utils.data.Dataset):
         try:
             return self.transform(decode_rgb(self.folder.source.read(name))), label
         except BadImage:
-            return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -1
+            return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -(i + 1)
+
+    def name_of(self, label: int) -> str:
+        """The file behind a negative label."""
+        return self.folder.source.where(self.folder.entries[-label - 1][0])

@@ -14,6 +14,7 @@ import torch
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.folders import FolderDataset, FolderIndex
 from vggnet.data.transforms import RescaleCrop
+from vggnet.errors import DataError
 
 
 class ArrayBatches:
@@ -23,11 +24,15 @@ class ArrayBatches:
     image's state each epoch, so any two consecutive epochs show each image both ways (random
     flips show a quarter of them the same way twice). Call :meth:`set_epoch` before each epoch,
     as with a DistributedSampler.
+
+    ``shard=(rank, world)``: every process draws the same permutation (same ``generator`` seed) and
+    takes its contiguous 1/world of each batch of ``batch_size`` -- the DistributedSampler's split,
+    done per global batch so the optimizer sees the same images whatever the number of processes.
     """
 
     def __init__(self, arrays: ImageArrays, batch_size: int, *, shuffle: bool, drop_last: bool,
                  generator: torch.Generator | None, device: torch.device, alternate_flip: bool = False,
-                 flip_seed: int = 0) -> None:
+                 flip_seed: int = 0, shard: tuple[int, int] = (0, 1)) -> None:
         self.images = arrays.images.to(device)
         self.labels = arrays.labels.to(device)
         self.batch_size, self.shuffle, self.drop_last, self.generator = batch_size, shuffle, drop_last, generator
@@ -36,6 +41,7 @@ class ArrayBatches:
             g = torch.Generator().manual_seed(flip_seed)
             self.flipped = (torch.rand(len(self.labels), generator=g) < 0.5).to(device)
         self.epoch = 0
+        self.rank, self.world = shard
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -55,10 +61,40 @@ class ArrayBatches:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator).to(self.images.device) if self.shuffle else None
         for i in range(len(self)):
-            if order is None:
-                yield self._take(slice(i * self.batch_size, (i + 1) * self.batch_size))
-            else:
-                yield self._take(order[i * self.batch_size : (i + 1) * self.batch_size])
+            start, stop = i * self.batch_size, min(n, (i + 1) * self.batch_size)
+            if self.world > 1:
+                share = -(-(stop - start) // self.world)
+                start, stop = start + self.rank * share, min(stop, start + (self.rank + 1) * share)
+            yield self._take(slice(start, stop) if order is None else order[start:stop])
+
+
+class StreamedBatches:
+    """A DataLoader over a :class:`FolderDataset` that watches for undecodable files: they are
+    recorded in :attr:`skipped` (and their negative labels passed on for the consumer to drop), or,
+    with ``strict``, the first one stops the iteration with a :class:`DataError` naming it."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, strict: bool) -> None:
+        self.loader, self.strict = loader, strict
+        self.dataset: FolderDataset = loader.dataset
+        self.sampler = loader.sampler
+        self.skipped: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in self.loader:
+            bad = labels[labels < 0].tolist()
+            if bad:
+                names = [self.dataset.name_of(label) for label in bad]
+                if self.strict:
+                    raise DataError(f"cannot decode {names[0]}; without --strict it is skipped")
+                self.skipped.update(names)
+            yield images, labels
 
 
 def make_batches(
@@ -73,21 +109,34 @@ def make_batches(
     workers: int = 4,
     alternate_flip: bool = False,
     flip_seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
+    seed: int = 0,
+    strict: bool = False,
 ):
-    """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels may hold -1 (bad file)."""
+    """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels may hold -1 (bad file).
+
+    ``batch_size`` is the global batch; with ``shard=(rank, world)`` this process gets its share
+    of each (a DistributedSampler seeded with ``seed`` for streamed images)."""
+    rank, world = shard
     if isinstance(split, ImageArrays):
         drop_last = train and len(split) > batch_size
         return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device,
-                            alternate_flip=alternate_flip and train, flip_seed=flip_seed)
+                            alternate_flip=alternate_flip and train, flip_seed=flip_seed, shard=shard)
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
     dataset = FolderDataset(split, transform, fallback_side=crop)
-    return torch.utils.data.DataLoader(
+    drop_last = train and len(dataset) > batch_size
+    sampler = None
+    if world > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train,
+                                                      seed=seed, drop_last=drop_last)
+    return StreamedBatches(torch.utils.data.DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=train,
-        drop_last=train and len(dataset) > batch_size,
+        batch_size=batch_size // world,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=drop_last,
         generator=generator,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
-    )
+    ), strict)

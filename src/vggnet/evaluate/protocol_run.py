@@ -14,6 +14,7 @@ import torch
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.folders import BadImage, FolderIndex, decode_rgb
 from vggnet.data.transforms import eval_transform, to_uint8_chw
+from vggnet.errors import DataError
 from vggnet.evaluate.metrics import Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
 from vggnet.progress import progress_bar
@@ -33,7 +34,8 @@ def _normalised(fn: Callable[[torch.Tensor], torch.Tensor], meta: dict) -> Calla
     return lambda x: fn(transform(x, train=False))
 
 
-def _images(split: ImageArrays | FolderIndex, batch_size: int) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
+def _images(split: ImageArrays | FolderIndex, batch_size: int,
+            strict: bool = False) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
     if isinstance(split, ImageArrays):
         for start in range(0, len(split), batch_size):
             yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
@@ -41,7 +43,10 @@ def _images(split: ImageArrays | FolderIndex, batch_size: int) -> Iterator[tuple
     for name, label in split.entries:
         try:
             yield to_uint8_chw(decode_rgb(split.source.read(name)))[None], torch.tensor([label])
-        except BadImage:
+        except BadImage as err:
+            if strict:
+                raise DataError(f"cannot decode {split.source.path.name}:{name} ({err}); "
+                                "without --strict it is skipped") from None
             yield None, torch.tensor([label])
 
 
@@ -55,6 +60,7 @@ def protocol_predictions(
     device: torch.device,
     batch_size: int = 64,
     progress: bool = True,
+    strict: bool = False,
 ) -> Predictions:
     """Top-5 and loss of the (averaged) posteriors under ``protocol`` at ``scales``."""
     fns = []
@@ -64,7 +70,7 @@ def protocol_predictions(
     posterior = ensemble(fns)
     labels, topk, loss_sum, skipped = [], [], 0.0, 0
     with progress_bar(f"evaluate ({protocol})", total=len(split), enabled=progress) as bar:
-        for images, y in _images(split, batch_size):
+        for images, y in _images(split, batch_size, strict):
             bar.advance(len(y))
             if images is None:
                 skipped += 1

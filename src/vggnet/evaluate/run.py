@@ -34,6 +34,7 @@ def evaluate_checkpoint(
     device: str | torch.device | None = None,
     workers: int = 4,
     progress: bool = True,
+    strict: bool = False,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble of several) on ``split`` of ``data``.
 
@@ -54,7 +55,7 @@ def evaluate_checkpoint(
         raise DataError("the checkpoints of an ensemble must share their classes")
     device = resolve_device(device)
     splits = load_data(data, val_fraction=meta.get("val_fraction", 0.1), seed=meta.get("seed", 0),
-                       progress=progress, whole=True)
+                       progress=progress, whole=True, strict=strict)
     if splits.classes != meta["classes"]:
         raise DataError(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."
@@ -66,11 +67,12 @@ def evaluate_checkpoint(
         model.to(device, memory_format=torch.channels_last)  # the fast path: crops cut by the loader
         size = meta["image_size"]
         batches = make_batches(images, batch_size, train=False, device=device, crop=size,
-                               scale=(scales[0], scales[0]), workers=workers)
+                               scale=(scales[0], scales[0]), workers=workers, strict=strict)
         transform = eval_transform(meta, splits.in_memory)
         result = predict(model, batches, lambda x: transform(x, train=False), dtype=None)
     else:
-        result = protocol_predictions(models, images, protocol, scales, device=device, progress=progress)
+        result = protocol_predictions(models, images, protocol, scales, device=device, progress=progress,
+                                      strict=strict)
     metrics = {"split": split, "data": str(data), "checkpoint": [str(p) for p in paths] if len(paths) > 1
                else str(paths[0]), "protocol": protocol, "scales": list(scales), **score(result, splits.classes)}
     out = Path(out)

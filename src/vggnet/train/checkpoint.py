@@ -54,6 +54,8 @@ def save_checkpoint(run_dir: Path, epoch: int, model: nn.Module, meta: dict, sta
     """Write ``checkpoints/epoch-NNNN`` atomically, point LATEST at it, keep the newest ``keep``."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".epoch-*"):  # a write cut short by a kill; never named, never read
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".epoch-", dir=root))
     final = root / f"epoch-{epoch:04d}"
     try:

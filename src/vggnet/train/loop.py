@@ -31,6 +31,15 @@ from vggnet.evaluate.tta import TestTimeAugment
 from vggnet.models import create_model, init_from_shallower, resolve_name
 from vggnet.progress import progress_bar
 from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vggnet.train.distributed import (
+    DistInfo,
+    barrier,
+    from_main,
+    init_distributed,
+    local_batch_size,
+    sum_across,
+    wrap_model,
+)
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
 from vggnet.train.stats import stream_stats
@@ -106,6 +115,25 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+def _stop_if_diverged(loss_sum: torch.Tensor, epoch: int, step: int, history: list[dict]) -> None:
+    """Stop at the first non-finite loss; the run directory keeps the last checkpoint written
+    before it (every process sees the same summed loss, so all stop together)."""
+    if torch.isfinite(loss_sum):
+        return
+    kept = f"the last good checkpoint is epoch {history[-1]['epoch']}" if history else "no checkpoint was written"
+    raise VggnetError(f"the loss became {loss_sum.item()} in epoch {epoch} (by step {step + 1}); {kept}; "
+                      "lower the learning rate")
+
+
+def _gather_states(dist: DistInfo, state: torch.Tensor) -> list[torch.Tensor]:
+    """Every process's generator state (rank order), so a resumed DDP run augments as before."""
+    if not dist.enabled:
+        return [state]
+    states: list = [None] * dist.world
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def train(
     model_name: str | None,
     data: str | os.PathLike[str] | None,
@@ -117,18 +145,24 @@ def train(
     seed: int = 0,
     device: str | torch.device | None = None,
     deterministic: bool = False,
+    strict: bool = False,
     progress: bool = True,
 ) -> TrainResult:
     """Train ``model_name`` on ``data`` with ``recipe``, writing everything to the run dir ``out``.
 
     With ``resume`` the run in ``out`` continues from its latest checkpoint: same model, data
     split, recipe, weights, optimizer and scheduler state, random generators and history (pass
-    None for the first three); ``epochs`` raises the epoch count of the saved recipe.
+    None for the first three); ``epochs`` raises the epoch count of the saved recipe. ``strict``:
+    an image that cannot be decoded stops the run, named, instead of being skipped with a warning.
+
+    Started by ``torchrun`` (WORLD_SIZE > 1 in the environment), each process trains on its share
+    of every global batch under DistributedDataParallel and rank 0 alone writes ``out``.
     """
     require_report_libraries()
     started = time.perf_counter()
     run_dir = Path(out)
-    device = resolve_device(device)
+    dist, device = init_distributed(resolve_device(device))
+    progress = progress and dist.main
     state = None
     if resume:
         try:
@@ -140,11 +174,12 @@ def train(
         if state is None:
             raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
         model_name, data, seed, deterministic = run["model"], run["data"], run["seed"], run["deterministic"]
+        strict = run.get("strict", False)
         saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
         if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
             saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
         recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
-    elif (run_dir / "checkpoints").exists():
+    elif (run_dir / "checkpoints" / "LATEST").exists():  # a run killed before its first checkpoint restarts
         raise VggnetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if recipe is not None and model_name is None:
         model_name = recipe.model or None  # the recipe's own network (cifar-fast: vgg_fast)
@@ -152,9 +187,14 @@ def train(
         raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
     check_recipe(recipe)
     resolve_name(model_name)  # an unknown name fails before any data is read
+    local_batch_size(recipe.batch_size, dist, recipe.accumulate)  # a batch that does not split fails here
     set_determinism(seed, deterministic)
 
-    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress)
+    if not dist.main:
+        barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
+    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress, strict=strict)
+    if dist.main:
+        barrier(dist)
     if splits.train is None or splits.val is None:
         raise VggnetError(f"dataset {data} needs images to train on and a validation split")
     size = recipe.image_size or splits.native_size or 224
@@ -170,7 +210,6 @@ def train(
     model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    step_model = torch.compile(model) if recipe.compile else model
     dtype = autocast_dtype(recipe.precision, device)
 
     transform = BatchTransform(
@@ -183,12 +222,16 @@ def train(
     if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
         # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
         model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
+    wrapped = wrap_model(model, dist, device, recipe.sync_bn)  # DDP starts every rank from rank 0's weights
+    model = getattr(wrapped, "module", wrapped)  # SyncBatchNorm conversion may have swapped layers
+    step_model = torch.compile(wrapped) if recipe.compile else wrapped
     shuffle_gen = torch.Generator().manual_seed(seed)
-    augment_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    augment_gen = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)
     loader_args = {"device": device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
     train_batches = make_batches(splits.train, recipe.batch_size, train=True, generator=shuffle_gen,
-                                 alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed, **loader_args)
-    val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale)}
+                                 alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed,
+                                 shard=(dist.rank, dist.world), seed=seed, strict=strict, **loader_args)
+    val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale), "strict": strict}
     val_batches = make_batches(splits.val, recipe.batch_size, train=False, **val_args)
     optimizer = build_optimizer(model, recipe)
     scheduler = build_scheduler(optimizer, recipe, len(train_batches))
@@ -199,21 +242,23 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
         shuffle_gen.set_state(state["rng"]["shuffle"])
-        augment_gen.set_state(state["rng"]["augment"])
+        per_rank = state["rng"].get("augment_ranks") or [state["rng"]["augment"]]
+        augment_gen.set_state(per_rank[dist.rank] if len(per_rank) == dist.world else per_rank[0])
         history, start = state["history"], state["epoch"] + 1
 
     meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
             "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
             "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory, "data": str(data),
             "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "run.json", {
-        "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic,
-        "recipe": dataclasses.asdict(recipe), "model_kwargs": model_kwargs, "image_size": size,
-        "train_images": len(splits.train), "val_images": len(splits.val), "skipped_images": splits.skipped,
-        "device": str(device), "torch": torch.__version__, "vggnet": __version__,
-    })
-    writer = _tensorboard(run_dir)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "run.json", {
+            "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic, "strict": strict,
+            "recipe": dataclasses.asdict(recipe), "model_kwargs": model_kwargs, "image_size": size,
+            "train_images": len(splits.train), "val_images": len(splits.val), "skipped_images": splits.skipped,
+            "device": str(device), "processes": dist.world, "torch": torch.__version__, "vggnet": __version__,
+        })
+    writer = _tensorboard(run_dir) if dist.main else None
     val_transform = lambda x: transform(x, train=False)  # noqa: E731
     val = None  # the latest validation pass, reused for the final report
 
@@ -231,7 +276,8 @@ def train(
                 if not splits.in_memory and (labels < 0).any():  # undecodable streamed images
                     images, labels = images[labels >= 0], labels[labels >= 0]
                 loss, logits = train_step(step_model, images, labels, transform, optimizer, dtype=dtype,
-                                          label_smoothing=recipe.label_smoothing, generator=augment_gen)
+                                          label_smoothing=recipe.label_smoothing, generator=augment_gen,
+                                          accumulate=recipe.accumulate)
                 if scheduler.per_step:
                     scheduler.step()
                 loss_sum += loss * len(labels)
@@ -239,34 +285,51 @@ def train(
                 seen += len(labels)
                 bar.advance()
                 if step % 10 == 9 or step == len(train_batches) - 1:
-                    rate = seen / (time.perf_counter() - t0)
-                    bar.note(f"loss {loss_sum.item() / seen:.3f}  acc {correct.item() / seen:.1%}  {rate:.0f} img/s")
+                    total_loss, total_correct, total_seen = sum_across(
+                        dist, loss_sum, correct, torch.tensor(seen, device=device))
+                    _stop_if_diverged(total_loss, epoch, step, history)
+                    n, rate = total_seen.item(), seen / (time.perf_counter() - t0) * dist.world
+                    bar.note(f"loss {total_loss.item() / n:.3f}  acc {total_correct.item() / n:.1%}  {rate:.0f} img/s")
         train_seconds = time.perf_counter() - t0
-        if not torch.isfinite(loss_sum):
-            raise VggnetError(f"the loss became {loss_sum.item()} in epoch {epoch}; lower the learning rate")
-        val = predict(model, val_batches, val_transform, dtype=dtype)
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
-               "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
-               "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
-               "images_per_s": seen / train_seconds}
+        new_skips = set(getattr(train_batches, "skipped", ())) - set(splits.skipped)
+        if new_skips:  # streamed images are decoded as they are read: report each bad file once
+            splits.skipped.update(dict.fromkeys(new_skips, "cannot be decoded"))
+            log.warning("epoch %d: %d undecodable images skipped (first: %s); --strict stops instead",
+                        epoch, len(new_skips), min(new_skips))
+        loss_sum, correct, total_seen = sum_across(dist, loss_sum, correct, torch.tensor(seen, device=device))
+        seen = int(total_seen.item())
+        _stop_if_diverged(loss_sum, epoch, len(train_batches) - 1, history)
+        row = None
+        if dist.main:  # rank 0 scores and writes; the others wait for the score the plateau schedule needs
+            val = predict(model, val_batches, val_transform, dtype=dtype)
+            row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
+                   "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
+                   "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
+                   "images_per_s": seen / train_seconds}
+        row = from_main(dist, row)
         history.append(row)
         if not scheduler.per_step:
             scheduler.step(row["val_top1"])
         if progress:
             print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}  top-5 {row['val_top5']:.2%}  "
                   f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
-        _write_csv(run_dir, history)
-        if writer is not None:
-            for key in CSV_FIELDS[1:]:
-                writer.add_scalar(key, row[key], epoch)
-        save_checkpoint(run_dir, epoch, model, meta, {
-            "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state(),
-                    "augment": augment_gen.get_state()},
-            "history": history, "stats": stats,
-        })
+        augment_states = _gather_states(dist, augment_gen.get_state())
+        if dist.main:
+            _write_csv(run_dir, history)
+            if writer is not None:
+                for key in CSV_FIELDS[1:]:
+                    writer.add_scalar(key, row[key], epoch)
+            save_checkpoint(run_dir, epoch, model, meta, {
+                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state(),
+                        "augment": augment_gen.get_state(), "augment_ranks": augment_states},
+                "history": history, "stats": stats,
+            })
+        barrier(dist)  # no process starts the next epoch (or returns) before the checkpoint is whole
     if writer is not None:
         writer.close()
+    if not dist.main:
+        return TrainResult(run_dir, history, {})
 
     final = val if val is not None else predict(model, val_batches, val_transform, dtype=dtype)
     extra = {}
