@@ -39,3 +39,7 @@ class ChecksumError(DownloadError):
 
 class CheckpointError(VggnetError, ValueError):
     """A checkpoint or run directory that cannot be read or does not fit the model."""
+
+
+class DivergedError(VggnetError, ArithmeticError):
+    """Training produced a non-finite loss; the last good checkpoint (if any) is kept."""

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from vggnet.analysis import trace
-from vggnet.configs import NAME_TO_CONFIG, TABLE_1, ConvSpec, parse_layer
+from vggnet.configs import NAME_TO_CONFIG, ConvSpec, config_blocks, parse_layer
 from vggnet.errors import VggnetError
 from vggnet.models import create_model
 
@@ -27,9 +27,9 @@ def test_vgg16_published_totals(vgg16) -> None:
 
 
 def closed_form(config: str, size: int = 224) -> tuple[int, dict[str, int]]:
-    """MACs and receptive fields straight from Table 1, by the textbook formulas."""
+    """MACs and receptive fields straight from Table 1 (or a derived net), by the textbook formulas."""
     macs, rf, jump, cin, side, fields = 0, 1, 1, 3, size, {}
-    for b, block in enumerate(TABLE_1[config], start=1):
+    for b, block in enumerate(config_blocks(config), start=1):
         i = 0
         for token in block:
             layer = parse_layer(token)

@@ -77,3 +77,14 @@ def test_models_lists_aliases() -> None:
     result = run("models", "vgg16*")
     assert result.exit_code == 0
     assert result.output.split("\n")[0].split() == ["vgg16", "D"]
+
+
+def test_experiment_list_and_bad_names():
+    result = CliRunner().invoke(cli, ["experiment", "list"])
+    assert result.exit_code == 0 and [line.split()[0] for line in result.stdout.splitlines()] == [
+        "depth", "lrn", "conv1x1", "filters", "init", "augment"]
+    result = CliRunner().invoke(cli, ["experiment", "width", "--data", "sample"])
+    assert result.exit_code == 2 and result.stderr == "error: unknown study 'width'; valid: depth, lrn, conv1x1, " \
+                                                      "filters, init, augment\n"
+    result = CliRunner().invoke(cli, ["experiment", "lrn", "--data", "sample", "--budget", "huge"])
+    assert result.exit_code == 2 and "'huge' is not one of 'small', 'full'" in result.stderr

@@ -78,3 +78,12 @@ def test_init_from_a_refuses_mismatched_shapes() -> None:
     model = create_model("D", head="small", num_classes=100)
     with pytest.raises(VggnetError, match="cannot copy fc8"):
         init_from_shallower(model, source)
+
+
+def test_init_from_a_with_a_linear_head_copies_the_one_fc_layer() -> None:
+    source, model = create_model("A", head="linear", num_classes=10), create_model("E", head="linear", num_classes=10)
+    copied = init_from_shallower(model, source)  # the default asks for three FC layers; both heads have one
+    assert copied[-2:] == [f"{model.layer_names['fc6']}.weight", f"{model.layer_names['fc6']}.bias"]
+    assert torch.equal(model.classifier[0].weight, source.classifier[0].weight)
+    with pytest.raises(VggnetError, match="cannot copy 3 FC layers: source has 1, target 3"):
+        init_from_shallower(create_model("D", head="small", num_classes=10), source)

@@ -9,7 +9,8 @@ def test_list_models() -> None:
     names = list_models()
     assert {"vgg11", "vgg11_lrn", "vgg13", "vgg16_conv1", "vgg16", "vgg19", "alexnet", "googlenet",
             "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet121"} <= set(names)
-    assert list_models("vgg*_bn") == ["vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg16_conv1_bn", "vgg19_bn"]
+    assert list_models("vgg*_bn") == ["vgg11_bn", "vgg13_5x5_bn", "vgg13_bn", "vgg16_bn", "vgg16_conv1_bn",
+                                      "vgg16_large_bn", "vgg19_bn"]
     assert names == sorted(names)
 
 

@@ -31,7 +31,8 @@ def _child(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _machine(device: torch.device) -> str:
+def machine_name(device: torch.device) -> str:
+    """The CPU model and core count, or the GPU name: how results name the machine they ran on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
@@ -78,7 +79,7 @@ def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, de
         out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
         if base["working_memory_mb"] > 0:
             out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
-    return {**out, "device": str(dev), "machine": _machine(dev), "torch": torch.__version__}
+    return {**out, "device": str(dev), "machine": machine_name(dev), "torch": torch.__version__}
 
 
 def _agreement(model_name: str, size: int, n: int, device: torch.device) -> float:

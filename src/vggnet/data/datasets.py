@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, first_image_side, load_folder_arrays, scan_folder
@@ -52,6 +54,19 @@ class DataSplits:
             have = [n for n in ("train", "val", "test") if getattr(self, n) is not None]
             raise DataError(f"dataset {self.name!r} has no {name!r} split; it has {', '.join(have)}")
         return found
+
+
+def take_balanced(split: Split, n: int, seed: int) -> Split:
+    """A fixed subset of ``n`` images with every class in proportion (chosen by ``seed``), for
+    studies on a budget; ``n`` of 0 or at least the split's size returns the split unchanged."""
+    if n <= 0 or n >= len(split):
+        return split
+    labels = split.labels if isinstance(split, ImageArrays) else torch.tensor([c for _, c in split.entries])
+    _, keep = stratified_split(labels, n / len(split), seed)
+    keep = keep.sort().values
+    if isinstance(split, ImageArrays):
+        return split.subset(keep)
+    return FolderIndex(split.source, [split.entries[i] for i in keep.tolist()], split.classes)
 
 
 def sample_archive() -> Path:

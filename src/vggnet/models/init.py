@@ -76,6 +76,7 @@ def init_from_shallower(
 ) -> list[str]:
     """Copy the first ``conv_layers`` conv layers and last ``fc_layers`` FC layers of a trained
     shallower net (the paper uses A) into ``model``; all other layers keep their random init.
+    Nets with the same, smaller head (``linear``: one FC layer) copy all of it.
 
     A's first four conv layers are conv1_1, conv2_1, conv3_1 and conv3_2; each goes to the layer
     of the same name in the deeper net, which has the same shape in every configuration. When
@@ -90,6 +91,8 @@ def init_from_shallower(
         if bn in source.layer_names and bn in model.layer_names:
             pairs.append((bn, bn))
     src_fc, dst_fc = _paper_layers(source, "fc"), _paper_layers(model, "fc")
+    if len(src_fc) == len(dst_fc):  # the same head (a 'linear' head has one FC layer): copy all of it
+        fc_layers = min(fc_layers, len(src_fc))
     if fc_layers > min(len(src_fc), len(dst_fc)):
         raise VggnetError(f"cannot copy {fc_layers} FC layers: source has {len(src_fc)}, target {len(dst_fc)}")
     pairs += list(zip(src_fc[len(src_fc) - fc_layers:], dst_fc[len(dst_fc) - fc_layers:], strict=True))

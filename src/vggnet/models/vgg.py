@@ -16,7 +16,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from vggnet.configs import LRN_PARAMS, TABLE_1, ConvSpec, parse_layer, resolve_config
+from vggnet.configs import LRN_PARAMS, ConvSpec, config_blocks, parse_layer, resolve_config
 from vggnet.errors import InputShapeError, VggnetError
 from vggnet.models.init import init_weights
 
@@ -101,7 +101,7 @@ class VGG(nn.Module):
         self.in_chans = in_chans
         self.layer_names: dict[str, str] = {}
         self.feature_info: list[dict[str, object]] = []
-        self.features = self._make_features(TABLE_1[self.config], batch_norm, in_chans)
+        self.features = self._make_features(config_blocks(self.config), batch_norm, in_chans)
         spec = HEADS[head]
         self.avgpool = nn.AdaptiveAvgPool2d((spec.pool, spec.pool))
         self.layer_names["avgpool"] = "avgpool"

@@ -20,11 +20,11 @@ import torch
 from vggnet import __version__
 from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
-from vggnet.data.datasets import DataSplits, load_data
+from vggnet.data.datasets import DataSplits, load_data, take_balanced
 from vggnet.data.loader import make_batches
 from vggnet.data.transforms import BatchTransform, pca_basis
 from vggnet.device import autocast_dtype, resolve_device
-from vggnet.errors import CheckpointError, VggnetError
+from vggnet.errors import CheckpointError, DivergedError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
@@ -121,7 +121,7 @@ def _stop_if_diverged(loss_sum: torch.Tensor, epoch: int, step: int, history: li
     if torch.isfinite(loss_sum):
         return
     kept = f"the last good checkpoint is epoch {history[-1]['epoch']}" if history else "no checkpoint was written"
-    raise VggnetError(f"the loss became {loss_sum.item()} in epoch {epoch} (by step {step + 1}); {kept}; "
+    raise DivergedError(f"the loss became {loss_sum.item()} in epoch {epoch} (by step {step + 1}); {kept}; "
                       "lower the learning rate")
 
 
@@ -197,6 +197,8 @@ def train(
         barrier(dist)
     if splits.train is None or splits.val is None:
         raise VggnetError(f"dataset {data} needs images to train on and a validation split")
+    splits.train = take_balanced(splits.train, recipe.train_images, seed)
+    splits.val = take_balanced(splits.val, recipe.val_images, seed)
     size = recipe.image_size or splits.native_size or 224
     model_kwargs = _model_kwargs(model_name, recipe, len(splits.classes), size)
     model = create_model(model_name, **model_kwargs)

@@ -57,6 +57,8 @@ class Recipe:
     channels_last: bool = True
     compile: bool = False
     val_fraction: float = 0.1
+    train_images: int = 0  # 0: the whole training split; else a fixed class-balanced subset of this many
+    val_images: int = 0  # the same for the validation split
     tta: int = 0  # final validation: 0 the image only, 1 + its mirror, 2 + both shifted by a pixel
     workers: int = 4  # DataLoader workers for streamed images
 
@@ -157,6 +159,8 @@ def check_recipe(recipe: Recipe) -> None:
             raise VggnetError(f"recipe {key} must be one of {', '.join(valid)}, got {getattr(recipe, key)!r}")
     if recipe.lr <= 0 or recipe.batch_size < 1 or recipe.epochs < 1:
         raise VggnetError("recipe needs lr > 0, batch_size >= 1 and epochs >= 1")
+    if recipe.train_images < 0 or recipe.val_images < 0:
+        raise VggnetError("recipe train_images and val_images must be >= 0 (0: the whole split)")
     if recipe.accumulate < 1:
         raise VggnetError(f"recipe accumulate must be >= 1, got {recipe.accumulate}")
     if recipe.bias_lr_scale <= 0:

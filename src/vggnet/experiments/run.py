@@ -1,0 +1,110 @@
+"""Run a study: train each arm in its own run directory, then write the study's report.
+
+Arms whose run directory already holds a finished run (``metrics.json``) are read, not trained
+again, so a study cut short continues where it stopped (an arm cut mid-way restarts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from vggnet import __version__
+from vggnet.atomic import atomic_write_text
+from vggnet.device import resolve_device
+from vggnet.errors import DivergedError
+from vggnet.experiments.report import write_study_report
+from vggnet.experiments.studies import BASE, BASE_RECIPE, get_study
+from vggnet.train.loop import train
+from vggnet.train.recipes import get_recipe
+
+DIVERGED = "diverged.json"  # written in an arm's run dir when its loss became non-finite
+
+
+def slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def _machine(device: str | None) -> str:
+    from vggnet.bench.runner import machine_name
+
+    return f"{machine_name(resolve_device(device))}, torch {torch.__version__}"
+
+
+def run_study(
+    name: str,
+    data: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    budget: str = "small",
+    device: str | None = None,
+    seed: int = 0,
+    overrides: dict[str, str] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train every arm of study ``name`` on ``data`` under ``budget``; returns the report's data
+    (also written to ``out/results.json``, ``out/report.md`` and ``out/report.png``)."""
+    study = get_study(name)
+    budget_overrides = study.budget(budget)
+    out = Path(out)
+    rows, started = [], time.perf_counter()
+    for i, arm in enumerate(study.arms, 1):
+        run_dir = out / slug(arm.label)
+        if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # an arm cut short: start it again
+            fields = {**BASE, **budget_overrides, **arm.overrides, **(overrides or {})}
+            if arm.init_from:
+                fields["init_from"] = str(out / slug(arm.init_from))
+            if progress:
+                print(f"[{name} {i}/{len(study.arms)}] {arm.label}: {arm.model}", flush=True)
+            try:
+                train(arm.model, data, get_recipe(BASE_RECIPE, fields), run_dir, seed=seed, device=device,
+                      progress=progress)
+            except DivergedError as err:  # a result of the study (bad initialisation), not a failure of it
+                atomic_write_text(run_dir / DIVERGED, json.dumps({"error": str(err)}) + "\n")
+                if progress:
+                    print(f"  {arm.label}: {err}", flush=True)
+        rows.append(_row(arm.label, arm.model, run_dir))
+    result = {
+        "study": name, "question": study.question, "paper": study.paper, "budget": budget, "data": str(data),
+        "base_recipe": BASE_RECIPE, "overrides": {**BASE, **budget_overrides, **(overrides or {})},
+        "machine": _machine(device), "python": platform.python_version(), "vggnet": __version__,
+        "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.perf_counter() - started, 1),
+        "command": f"vggnet experiment {name} --budget {budget} --data {data} --out {out}",
+        "arms": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
+    write_study_report(out, result)
+    return result
+
+
+def _row(label: str, model: str, run_dir: Path) -> dict:
+    """One arm's figures; an arm that diverged has None for its scores and says why."""
+    run = json.loads((run_dir / "run.json").read_text())
+    history = _history(run_dir) if (run_dir / "metrics.csv").exists() else []
+    if (run_dir / DIVERGED).exists():
+        metrics = {"top1": None, "top5": None, "loss": None,
+                   "diverged": json.loads((run_dir / DIVERGED).read_text())["error"]}
+    else:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"label": label, "model": model, "init": run["recipe"]["init"],
+            "init_from": run["recipe"]["init_from"], "top1": metrics["top1"], "top5": metrics["top5"],
+            "val_loss": metrics["loss"], "diverged": metrics.get("diverged", ""),
+            "train_loss": [h["train_loss"] for h in history],
+            "val_top1": [h["val_top1"] for h in history], "seconds": sum(h["seconds"] for h in history),
+            "train_images": run["train_images"], "val_images": run["val_images"]}
+
+
+def _history(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.csv").read_text().split()
+    keys = lines[0].split(",")
+    return [dict(zip(keys, map(float, line.split(",")), strict=True)) for line in lines[1:]]

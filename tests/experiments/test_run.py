@@ -1,0 +1,66 @@
+import json
+import math
+
+import pytest
+
+from tests.helpers import colour_folders
+from vggnet.experiments import run as run_module
+from vggnet.experiments.report import diverged, stalled
+from vggnet.experiments.run import run_study
+
+TINY = {"epochs": "2", "batch_size": "16", "train_images": "48", "val_images": "18", "val_fraction": "0.25",
+        "precision": "fp32"}
+
+
+@pytest.fixture
+def colours(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    return colour_folders(tmp_path / "colours")
+
+
+def test_a_study_trains_each_arm_and_reports(colours, tmp_path):
+    out = tmp_path / "lrn"
+    result = run_study("lrn", colours, out, overrides=TINY, progress=False)
+    assert [a["label"] for a in result["arms"]] == ["A", "A-LRN"]
+    for arm in result["arms"]:
+        assert arm["train_images"] == 48 and arm["val_images"] == 18 and len(arm["train_loss"]) == 2
+        assert 0 <= arm["top1"] <= 1 and math.isfinite(arm["val_loss"])
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["arms"] == result["arms"] and "machine" in saved and saved["command"].startswith("vggnet experiment")
+    report = (out / "report.md").read_text()
+    assert "| A-LRN | `vgg11_lrn` |" in report and "Table 3" in report
+    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_finished_arms_are_read_not_trained_again(colours, tmp_path, monkeypatch):
+    out = tmp_path / "lrn"
+    run_study("lrn", colours, out, overrides=TINY, progress=False)
+    monkeypatch.setattr(run_module, "train", lambda *a, **k: pytest.fail("trained again"))
+    assert len(run_study("lrn", colours, out, overrides=TINY, progress=False)["arms"]) == 2
+
+
+def test_the_init_study_starts_deep_nets_from_its_donor(colours, tmp_path, monkeypatch):
+    from vggnet.experiments import studies
+
+    arms = tuple(a for a in studies.STUDIES["init"].arms if a.label in ("A (donor)", "D, from A"))
+    monkeypatch.setitem(studies.STUDIES, "init", studies.STUDIES["init"].__class__(
+        **{**studies.STUDIES["init"].__dict__, "arms": arms}))
+    result = run_study("init", colours, tmp_path / "init", overrides=TINY, progress=False)
+    assert result["arms"][1]["init_from"] == str(tmp_path / "init" / "a-donor")
+
+
+def test_stalled_and_diverged_flags():
+    row = {"train_loss": [2.31, 2.302], "val_loss": 2.30}
+    assert stalled(row) and not diverged(row)
+    blown = {"train_loss": [1e6], "val_loss": float("nan")}
+    assert diverged(blown) and not stalled(blown)
+    assert not stalled({"train_loss": [2.3, 1.1], "val_loss": 1.2})
+
+
+def test_an_arm_whose_loss_blows_up_is_a_result_not_a_crash(colours, tmp_path):
+    result = run_study("lrn", colours, tmp_path / "lrn", overrides={**TINY, "lr": "1e8"}, progress=False)
+    for arm in result["arms"]:
+        assert arm["top1"] is None and arm["diverged"].startswith("the loss became") and diverged(arm)
+    report = (tmp_path / "lrn" / "report.md").read_text()
+    assert report.count("stopped: non-finite loss in epoch 1 **diverged**") == 2
+    assert (tmp_path / "lrn" / "a" / "diverged.json").exists()

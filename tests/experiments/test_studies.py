@@ -1,0 +1,31 @@
+import pytest
+
+from vggnet.errors import VggnetError
+from vggnet.experiments.run import slug
+from vggnet.experiments.studies import STUDIES, get_study
+from vggnet.models import list_models
+from vggnet.train.recipes import get_recipe
+
+
+def test_the_six_studies_of_the_issue_and_their_arms_are_buildable():
+    assert list(STUDIES) == ["depth", "lrn", "conv1x1", "filters", "init", "augment"]
+    known = set(list_models())
+    for study in STUDIES.values():
+        labels = [a.label for a in study.arms]
+        assert len({slug(label) for label in labels}) == len(labels), study.name  # one run dir per arm
+        for i, arm in enumerate(study.arms):
+            assert arm.model in known, arm.model
+            if arm.init_from:
+                assert arm.init_from in labels[:i]  # the donor trains first
+            for budget in ("small", "full"):
+                get_recipe("cifar", {**study.budget(budget), **arm.overrides})  # every override is a valid field
+    assert [a.label for a in STUDIES["depth"].arms] == ["A", "B", "D", "E", "A-BN", "B-BN", "D-BN", "E-BN"]
+    init = {a.label: a.overrides.get("init") for a in STUDIES["init"].arms}
+    assert init["D, paper"] == "paper" and init["E, glorot"] == "glorot" and init["D, from A"] == "normal001"
+
+
+def test_unknown_study_and_budget():
+    with pytest.raises(VggnetError, match="unknown study 'width'; valid: depth, lrn"):
+        get_study("width")
+    with pytest.raises(VggnetError, match="unknown budget 'huge'"):
+        get_study("lrn").budget("huge")
