@@ -32,9 +32,13 @@ class DataError(VggnetError, ValueError):
 class DownloadError(VggnetError, OSError):
     """A download that stopped early or failed; the partial file is kept so a rerun resumes."""
 
+    permanent = False  # True where asking again cannot help (an HTTP 4xx answer)
+
 
 class ChecksumError(DownloadError):
     """A file whose checksum differs from the published one (it is removed, never used)."""
+
+    actual: str | None = None  # the digest the file had
 
 
 class CheckpointError(VggnetError, ValueError):

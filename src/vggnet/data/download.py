@@ -75,12 +75,12 @@ def download(
         try:
             return _download_once(url, Path(dest), md5=md5, sha256=sha256, timeout=timeout, progress=progress)
         except DownloadError as err:  # ChecksumError included
-            same_again = isinstance(err, ChecksumError) and err.actual == wrong
-            if attempt == attempts or getattr(err, "permanent", False) or same_again:
+            actual = err.actual if isinstance(err, ChecksumError) else None
+            if attempt == attempts or err.permanent or (actual is not None and actual == wrong):
                 if attempt > 1:
                     raise type(err)(f"{err} (after {attempt} attempts)") from None
                 raise
-            wrong = getattr(err, "actual", None)
+            wrong = actual
             time.sleep(pause * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 

@@ -175,8 +175,9 @@ def first_image_side(folder: FolderIndex, tries: int = 8) -> int:
     raise DataError(f"none of the first {tries} images in {folder.source.path} can be decoded")
 
 
-def _strict_error(folder: FolderIndex, name: str, why: str) -> DataError:
-    return DataError(f"cannot decode {folder.source.where(name)} ({why}); without --strict it is skipped")
+def undecodable(where: str, why: str = "") -> DataError:
+    """The ``--strict`` error for a file that cannot be decoded, named as :meth:`FileSource.where` does."""
+    return DataError(f"cannot decode {where}{f' ({why})' if why else ''}; without --strict it is skipped")
 
 
 def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True,
@@ -200,7 +201,8 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
             tensors = {"images": f.get_tensor("images"), "labels": f.get_tensor("labels")}
         classes, skipped = json.loads(meta["classes"]), json.loads(meta["skipped"])
         if strict and skipped:
-            raise _strict_error(folder, *next(iter(skipped.items())))
+            name, why = next(iter(skipped.items()))
+            raise undecodable(folder.source.where(name), why)
         return ImageArrays(tensors["images"], tensors["labels"], classes, skipped)
 
     images = torch.empty((len(folder), 3, side, side), dtype=torch.uint8)
@@ -215,7 +217,7 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
                 image = square(decode_rgb(folder.source.read(name)))
             except BadImage as err:
                 if strict:
-                    raise _strict_error(folder, name, str(err)) from None
+                    raise undecodable(folder.source.where(name), str(err)) from None
                 skipped[name] = str(err)
                 continue
             images[n] = image

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import torch
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.folders import FolderDataset, FolderIndex
+from vggnet.data.folders import FolderDataset, FolderIndex, undecodable
 from vggnet.data.transforms import RescaleCrop
-from vggnet.errors import DataError
 
 
 class ArrayBatches:
@@ -92,7 +91,7 @@ class StreamedBatches:
             if bad:
                 names = [self.dataset.name_of(label) for label in bad]
                 if self.strict:
-                    raise DataError(f"cannot decode {names[0]}; without --strict it is skipped")
+                    raise undecodable(names[0])
                 self.skipped.update(names)
             yield images, labels
 
@@ -113,7 +112,7 @@ def make_batches(
     seed: int = 0,
     strict: bool = False,
 ):
-    """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels may hold -1 (bad file).
+    """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels are negative for a bad file.
 
     ``batch_size`` is the global batch; with ``shard=(rank, world)`` this process gets its share
     of each (a DistributedSampler seeded with ``seed`` for streamed images)."""

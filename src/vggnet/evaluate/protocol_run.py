@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.folders import BadImage, FolderIndex, decode_rgb
+from vggnet.data.folders import BadImage, FolderIndex, decode_rgb, undecodable
 from vggnet.data.transforms import eval_transform, to_uint8_chw
-from vggnet.errors import DataError
 from vggnet.evaluate.metrics import Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
 from vggnet.progress import progress_bar
@@ -45,8 +44,7 @@ def _images(split: ImageArrays | FolderIndex, batch_size: int,
             yield to_uint8_chw(decode_rgb(split.source.read(name)))[None], torch.tensor([label])
         except BadImage as err:
             if strict:
-                raise DataError(f"cannot decode {split.source.path.name}:{name} ({err}); "
-                                "without --strict it is skipped") from None
+                raise undecodable(split.source.where(name), str(err)) from None
             yield None, torch.tensor([label])
 
 

@@ -6,6 +6,7 @@ again, so a study cut short continues where it stopped (an arm cut mid-way resta
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -105,6 +106,5 @@ def _row(label: str, model: str, run_dir: Path) -> dict:
 
 
 def _history(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.csv").read_text().split()
-    keys = lines[0].split(",")
-    return [dict(zip(keys, map(float, line.split(",")), strict=True)) for line in lines[1:]]
+    rows = csv.DictReader((run_dir / "metrics.csv").read_text().splitlines())
+    return [{k: float(v) for k, v in row.items()} for row in rows]

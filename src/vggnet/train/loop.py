@@ -122,7 +122,7 @@ def _stop_if_diverged(loss_sum: torch.Tensor, epoch: int, step: int, history: li
         return
     kept = f"the last good checkpoint is epoch {history[-1]['epoch']}" if history else "no checkpoint was written"
     raise DivergedError(f"the loss became {loss_sum.item()} in epoch {epoch} (by step {step + 1}); {kept}; "
-                      "lower the learning rate")
+                        "lower the learning rate")
 
 
 def _gather_states(dist: DistInfo, state: torch.Tensor) -> list[torch.Tensor]:
