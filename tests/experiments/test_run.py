@@ -34,9 +34,11 @@ def test_a_study_trains_each_arm_and_reports(colours, tmp_path):
 
 def test_finished_arms_are_read_not_trained_again(colours, tmp_path, monkeypatch):
     out = tmp_path / "lrn"
-    run_study("lrn", colours, out, overrides=TINY, progress=False)
+    first = run_study("lrn", colours, out, overrides=TINY, progress=False)
     monkeypatch.setattr(run_module, "train", lambda *a, **k: pytest.fail("trained again"))
-    assert len(run_study("lrn", colours, out, overrides=TINY, progress=False)["arms"]) == 2
+    again = run_study("lrn", colours, out, overrides=TINY, progress=False)
+    assert len(again["arms"]) == 2
+    assert again["wall_seconds"] == first["wall_seconds"] > 0  # the arms' time, not the re-reading's
 
 
 def test_the_init_study_starts_deep_nets_from_its_donor(colours, tmp_path, monkeypatch):
@@ -47,6 +49,8 @@ def test_the_init_study_starts_deep_nets_from_its_donor(colours, tmp_path, monke
         **{**studies.STUDIES["init"].__dict__, "arms": arms}))
     result = run_study("init", colours, tmp_path / "init", overrides=TINY, progress=False)
     assert result["arms"][1]["init_from"] == str(tmp_path / "init" / "a-donor")
+    assert result["arms"][0]["settings"] == {"epochs": "10"}  # the donor's own, shown in the report
+    assert "| A (donor) | `vgg11` | kaiming | `epochs=10` |" in (tmp_path / "init" / "report.md").read_text()
 
 
 def test_stalled_and_diverged_flags():

@@ -22,6 +22,9 @@ def test_the_six_studies_of_the_issue_and_their_arms_are_buildable():
     assert [a.label for a in STUDIES["depth"].arms] == ["A", "B", "D", "E", "A-BN", "B-BN", "D-BN", "E-BN"]
     init = {a.label: a.overrides.get("init") for a in STUDIES["init"].arms}
     assert init["D, paper"] == "paper" and init["E, glorot"] == "glorot" and init["D, from A"] == "normal001"
+    pixels = {a.label: get_recipe("cifar", a.overrides) for a in STUDIES["init"].arms if a.model == "vgg11"}
+    assert pixels["A, normal001, pixels 0-255"].pixel_range == 255
+    assert not pixels["A, normal001, pixels 0-1"].normalize_std  # both A arms: mean subtraction only
 
 
 def test_unknown_study_and_budget():

@@ -11,6 +11,7 @@ def test_paper_recipe_is_section_3_1():
     assert (r.optimizer, r.momentum, r.batch_size, r.weight_decay) == ("sgd", 0.9, 256, 5e-4)
     assert (r.dropout, r.lr, r.init) == (0.5, 1e-2, "normal001")
     assert (r.schedule, r.lr_drop_factor, r.max_lr_drops, r.scale, r.pca_colour) == ("plateau", 0.1, 3, (256, 512), 0.1)
+    assert (r.normalize_std, r.pixel_range) == (False, 255)  # mean subtraction on Caffe's pixel scale
 
 
 def test_adam_recipe_is_the_common_reimplementation():
@@ -32,6 +33,8 @@ def test_overrides_are_parsed_to_field_types():
     ({"flip": "maybe"}, "flip \\(bool\\) cannot be 'maybe'"),
     ({"accumulate": "0"}, "recipe accumulate must be >= 1, got 0"),
     ({"bias_lr_scale": "-2"}, "recipe bias_lr_scale must be > 0, got -2.0"),
+    ({"pixel_range": "100"}, "recipe pixel_range must be 1 or 255, got 100"),
+    ({"pixel_range": "255", "normalize_std": "true"}, "pixel_range applies to mean subtraction only"),
 ])
 def test_bad_overrides_are_one_line_errors(overrides, message):
     with pytest.raises(VggnetError, match=message):

@@ -48,21 +48,24 @@ def render_markdown(result: dict) -> str:
         f"**The paper.** {result['paper']}", "",
         f"**Setting.** {n_train:,} training and {n_val:,} held-out images of {result['data']}; recipe "
         f"`{result['base_recipe']}` with " + ", ".join(f"`{k}={v}`" for k, v in result["overrides"].items())
-        + "; one seed. Machine: " + f"{result['machine']}; {result['date']}; {result['wall_seconds'] / 60:.1f} min.",
+        + "; one seed. Machine: " + f"{result['machine']}; {result['date']}; {result['wall_seconds'] / 60:.1f} min "
+        "(the arms' wall times summed).",
         "", f"Command: `{result['command']}`", "",
-        "| arm | model | init | val top-1 | val top-5 | val loss | train loss, first -> last epoch | train s |",
-        "|---|---|---|---:|---:|---:|---|---:|",
+        "| arm | model | init | own settings | val top-1 | val top-5 | val loss | train loss, first -> last epoch "
+        "| train s |",
+        "|---|---|---|---|---:|---:|---:|---|---:|",
     ]
     for r in arms:
         init = f"from {r['init_from'].rsplit('/', 1)[-1]}" if r["init_from"] else r["init"]
+        own = ", ".join(f"`{k}={v}`" for k, v in r.get("settings", {}).items()) or "-"
         if r["top1"] is None:  # stopped at a non-finite loss before an epoch ended
-            lines.append(f"| {r['label']} | `{r['model']}` | {init} | - | - | - | stopped: non-finite loss "
+            lines.append(f"| {r['label']} | `{r['model']}` | {init} | {own} | - | - | - | stopped: non-finite loss "
                          f"in epoch {len(r['train_loss']) + 1} **diverged** | {r['seconds']:.0f} |")
             continue
         loss = f"{r['train_loss'][0]:.4g} -> {r['train_loss'][-1]:.4g}" + _flag(r)
         mark = "**" if r is best else ""
-        lines.append(f"| {r['label']} | `{r['model']}` | {init} | {mark}{r['top1']:.2%}{mark} | {r['top5']:.2%} | "
-                     f"{r['val_loss']:.3f} | {loss} | {r['seconds']:.0f} |")
+        lines.append(f"| {r['label']} | `{r['model']}` | {init} | {own} | {mark}{r['top1']:.2%}{mark} | "
+                     f"{r['top5']:.2%} | {r['val_loss']:.3f} | {loss} | {r['seconds']:.0f} |")
     lines += ["", "![accuracy and loss per arm](report.png)", "",
               "*Stalled*: the training loss ended within 0.05 of ln 10 = 2.303, the loss of a uniform "
               "guess: the net learned nothing. *Diverged*: it ended above twice that, the validation "
@@ -81,6 +84,8 @@ def _figure(path: Path, result: dict) -> None:
     left.invert_yaxis()
     left.set_xlabel("held-out top-1 (%)")
     left.set_title(f"{result['study']}: final accuracy")
+    if len(arms) > 10:  # the default cycle has ten colours; two arms must not share one
+        right.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for r in arms:
         if not diverged(r):  # a loss in the millions would flatten every other curve
             right.plot(range(1, len(r["train_loss"]) + 1), r["train_loss"], marker="o", label=r["label"])

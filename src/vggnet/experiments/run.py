@@ -27,6 +27,7 @@ from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
 DIVERGED = "diverged.json"  # written in an arm's run dir when its loss became non-finite
+WALL = "wall.json"  # an arm's wall time, so a study resumed over several invocations sums them all
 
 
 def slug(label: str) -> str:
@@ -55,7 +56,7 @@ def run_study(
     study = get_study(name)
     budget_overrides = study.budget(budget)
     out = Path(out)
-    rows, started = [], time.perf_counter()
+    rows = []
     for i, arm in enumerate(study.arms, 1):
         run_dir = out / slug(arm.label)
         if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
@@ -66,6 +67,7 @@ def run_study(
                 fields["init_from"] = str(out / slug(arm.init_from))
             if progress:
                 print(f"[{name} {i}/{len(study.arms)}] {arm.label}: {arm.model}", flush=True)
+            began = time.perf_counter()
             try:
                 train(arm.model, data, get_recipe(BASE_RECIPE, fields), run_dir, seed=seed, device=device,
                       progress=progress)
@@ -73,12 +75,14 @@ def run_study(
                 atomic_write_text(run_dir / DIVERGED, json.dumps({"error": str(err)}) + "\n")
                 if progress:
                     print(f"  {arm.label}: {err}", flush=True)
-        rows.append(_row(arm.label, arm.model, run_dir))
+            atomic_write_text(run_dir / WALL, json.dumps({"seconds": round(time.perf_counter() - began, 1)}) + "\n")
+        rows.append({**_row(arm.label, arm.model, run_dir),
+                     "settings": {k: v for k, v in arm.overrides.items() if k != "init"}})
     result = {
         "study": name, "question": study.question, "paper": study.paper, "budget": budget, "data": str(data),
         "base_recipe": BASE_RECIPE, "overrides": {**BASE, **budget_overrides, **(overrides or {})},
         "machine": _machine(device), "python": platform.python_version(), "vggnet": __version__,
-        "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.perf_counter() - started, 1),
+        "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 1),
         "command": f"vggnet experiment {name} --budget {budget} --data {data} --out {out}",
         "arms": rows,
     }
@@ -102,7 +106,9 @@ def _row(label: str, model: str, run_dir: Path) -> dict:
             "val_loss": metrics["loss"], "diverged": metrics.get("diverged", ""),
             "train_loss": [h["train_loss"] for h in history],
             "val_top1": [h["val_top1"] for h in history], "seconds": sum(h["seconds"] for h in history),
-            "train_images": run["train_images"], "val_images": run["val_images"]}
+            "train_images": run["train_images"], "val_images": run["val_images"],
+            "wall_seconds": json.loads((run_dir / WALL).read_text())["seconds"] if (run_dir / WALL).exists()
+            else sum(h["seconds"] for h in history)}  # a run dir from before wall.json: its epochs' time
 
 
 def _history(run_dir: Path) -> list[dict]:

@@ -86,15 +86,21 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     ),
     Study(
         "init",
-        "Initialising deep plain nets (no BatchNorm): N(0, 0.1) (the paper's wording), N(0, 0.01) "
-        "(the common reading), Glorot, Kaiming, and the paper's remedy, starting from a trained A.",
+        "Initialising plain nets (no BatchNorm): N(0, 0.1) (the paper's wording), N(0, 0.01) (the "
+        "common reading), Glorot, Kaiming and the paper's remedy (start from a trained A) for D and E; "
+        "and A at N(0, 0.01) fed pixels on [0, 1] (torchvision's scale) against [0, 255] (Caffe's).",
         "Section 3.1: 'bad initialisation can stall learning'; D and E were started from A's first "
         "four conv and last three FC layers; after submission Glorot init was found to work without.",
-        (Arm("A (donor)", "vgg11", {"init": "kaiming"}),)  # a donor that learns within a small budget
+        # A at N(0, 0.01) leaves the plateau late even on 0-255 pixels: twice the steps
+        (Arm("A, normal001, pixels 0-1", "vgg11", {"init": "normal001", "normalize_std": "false", "epochs": "16"}),
+         Arm("A, normal001, pixels 0-255", "vgg11",
+             {"init": "normal001", "normalize_std": "false", "pixel_range": "255", "epochs": "16"}),
+         Arm("A (donor)", "vgg11", {"init": "kaiming", "epochs": "10"}))  # the strongest donor the budget allows
         + tuple(Arm(f"{c}, {i}", m, {"init": i}) for c, m in (("D", "vgg16"), ("E", "vgg19")) for i in INITS)
         + (Arm("D, from A", "vgg16", PAPER_INIT, init_from="A (donor)"),
            Arm("E, from A", "vgg19", PAPER_INIT, init_from="A (donor)")),
-        _small(2, train=3000), FULL,
+        # many small steps: a plain net needs a few hundred to leave the ln 10 plateau
+        {**_small(8, train=1000, val=250), "batch_size": "32"}, FULL,
     ),
     Study(
         "augment",

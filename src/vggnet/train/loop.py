@@ -80,7 +80,10 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
         eigval, eigvec = pca_basis(data.train.images)
     else:
         mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
-    return {"mean": mean, "std": std if recipe.normalize_std else [1.0, 1.0, 1.0],
+    # without std division the input is (pixel - mean) on the recipe's pixel range: dividing by
+    # 1/255 puts it on [0, 255], the paper's scale, 255x the signal that N(0, 0.01) weights see
+    unit = [1.0 / recipe.pixel_range] * 3
+    return {"mean": mean, "std": std if recipe.normalize_std else unit,
             "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
 
 

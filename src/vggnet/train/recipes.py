@@ -50,6 +50,7 @@ class Recipe:
     alternate_flip: bool = False  # flip a random half in epoch 1, then each image the other way every epoch
     pca_colour: float = 0.1  # std of AlexNet's PCA colour shift; 0 turns it off
     normalize_std: bool = False  # False: the paper's mean subtraction only
+    pixel_range: int = 1  # 1: pixels on [0, 1] (torchvision); 255: on [0, 255], as Caffe fed the paper's nets
     precision: str = "auto"  # auto: bf16 autocast where it is faster (GPU, CPU with AMX), else fp32
     accumulate: int = 1  # micro-batches per step (per process): less memory, the same global batch
     sync_bn: bool = False  # DDP on GPUs: BatchNorm statistics over the global batch, not each share
@@ -67,7 +68,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "paper": Recipe(name="paper"),
+    "paper": Recipe(name="paper", pixel_range=255),  # Caffe's [0, 255] pixels: N(0, 0.01) nets learn from them
     "adam": Recipe(
         name="adam", optimizer="adam", lr=1e-4, weight_decay=0.0, schedule="constant", epochs=30, init="kaiming"
     ),
@@ -171,5 +172,9 @@ def check_recipe(recipe: Recipe) -> None:
         raise VggnetError("a recipe starts from weights or from a shallower net (init_from), not both")
     if recipe.tta not in (0, 1, 2):
         raise VggnetError(f"recipe tta must be 0 (none), 1 (mirror) or 2 (mirror and shifts), got {recipe.tta}")
+    if recipe.pixel_range not in (1, 255):
+        raise VggnetError(f"recipe pixel_range must be 1 or 255, got {recipe.pixel_range}")
+    if recipe.pixel_range != 1 and recipe.normalize_std:
+        raise VggnetError("pixel_range applies to mean subtraction only; set normalize_std=false to use it")
     if not 0 <= recipe.dropout < 1:
         raise VggnetError(f"dropout must be in [0, 1), got {recipe.dropout}")
