@@ -92,3 +92,13 @@ def test_missing_batch_and_wrong_shape_are_one_line(tmp_path):
     (tmp_path / "c.tar.gz").write_bytes(b"not a tar")
     with pytest.raises(DataError, match="cannot open CIFAR archive"):
         cifar.load_cifar10(tmp_path / "c.tar.gz")
+
+
+def test_a_damaged_memo_index_is_refused_before_it_allocates(tmp_path):
+    batch = {b"data": np.zeros((10000, 3072), dtype=np.uint8), b"labels": [0] * 10000, b"batch_label": b"x"}
+    good = pickle.dumps(batch, protocol=2)
+    assert cifar._unpickle(good, "data_batch_1")["data"].shape == (10000, 3072)  # a full-size batch passes
+    # one PUT rewritten to index 2^31: the C unpickler would size its memo table to 16 GiB
+    damaged = good.replace(b"q\x00", b"r" + (2**31).to_bytes(4, "little"), 1)
+    with pytest.raises(DataError, match="cannot read CIFAR batch data_batch_1: memo index 2147483648"):
+        cifar._unpickle(damaged, "data_batch_1")
