@@ -22,7 +22,7 @@ from vggnet.atomic import atomic_write_text
 from vggnet.device import resolve_device
 from vggnet.errors import DivergedError
 from vggnet.experiments.report import write_study_report
-from vggnet.experiments.studies import BASE, BASE_RECIPE, get_study
+from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, get_study
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
@@ -76,8 +76,7 @@ def run_study(
                 if progress:
                     print(f"  {arm.label}: {err}", flush=True)
             atomic_write_text(run_dir / WALL, json.dumps({"seconds": round(time.perf_counter() - began, 1)}) + "\n")
-        rows.append({**_row(arm.label, arm.model, run_dir),
-                     "settings": {k: v for k, v in arm.overrides.items() if k != "init"}})
+        rows.append(_row(arm, run_dir))
     result = {
         "study": name, "question": study.question, "paper": study.paper, "budget": budget, "data": str(data),
         "base_recipe": BASE_RECIPE, "overrides": {**BASE, **budget_overrides, **(overrides or {})},
@@ -92,7 +91,7 @@ def run_study(
     return result
 
 
-def _row(label: str, model: str, run_dir: Path) -> dict:
+def _row(arm: Arm, run_dir: Path) -> dict:
     """One arm's figures; an arm that diverged has None for its scores and says why."""
     run = json.loads((run_dir / "run.json").read_text())
     history = _history(run_dir) if (run_dir / "metrics.csv").exists() else []
@@ -101,14 +100,16 @@ def _row(label: str, model: str, run_dir: Path) -> dict:
                    "diverged": json.loads((run_dir / DIVERGED).read_text())["error"]}
     else:
         metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {"label": label, "model": model, "init": run["recipe"]["init"],
+    seconds = sum(h["seconds"] for h in history)
+    wall = json.loads((run_dir / WALL).read_text())["seconds"] if (run_dir / WALL).exists() else seconds
+    return {"label": arm.label, "model": arm.model, "init": run["recipe"]["init"],
             "init_from": run["recipe"]["init_from"], "top1": metrics["top1"], "top5": metrics["top5"],
             "val_loss": metrics["loss"], "diverged": metrics.get("diverged", ""),
             "train_loss": [h["train_loss"] for h in history],
-            "val_top1": [h["val_top1"] for h in history], "seconds": sum(h["seconds"] for h in history),
+            "val_top1": [h["val_top1"] for h in history], "seconds": seconds,
             "train_images": run["train_images"], "val_images": run["val_images"],
-            "wall_seconds": json.loads((run_dir / WALL).read_text())["seconds"] if (run_dir / WALL).exists()
-            else sum(h["seconds"] for h in history)}  # a run dir from before wall.json: its epochs' time
+            "wall_seconds": wall,  # a run dir from before wall.json: its epochs' time
+            "settings": {k: v for k, v in arm.overrides.items() if k != "init"}}
 
 
 def _history(run_dir: Path) -> list[dict]:

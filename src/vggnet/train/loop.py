@@ -82,8 +82,8 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
         mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
     # without std division the input is (pixel - mean) on the recipe's pixel range: dividing by
     # 1/255 puts it on [0, 255], the paper's scale, 255x the signal that N(0, 0.01) weights see
-    unit = [1.0 / recipe.pixel_range] * 3
-    return {"mean": mean, "std": std if recipe.normalize_std else unit,
+    range_std = [1.0 / recipe.pixel_range] * 3
+    return {"mean": mean, "std": std if recipe.normalize_std else range_std,
             "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
 
 
