@@ -136,6 +136,13 @@ def test_unusable_folders_are_one_line_errors(tmp_path, make):
     assert "\n" not in str(err.value)
 
 
+def test_a_file_that_is_not_a_tar_is_one_line_saying_so(tmp_path):
+    (tmp_path / "bad.tar.gz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"bad.tar.gz: not a tar archive, or a damaged one$") as err:
+        load_data(tmp_path / "bad.tar.gz", progress=False)
+    assert "\n" not in str(err.value)
+
+
 def test_decode_rgb_rejects_non_images():
     from vggnet.data.folders import BadImage
 

@@ -76,6 +76,8 @@ class FileSource:
             try:
                 self._tar = tarfile.open(self.path)  # noqa: SIM115  (kept open: members are read on demand)
                 self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
+            except tarfile.ReadError:  # tarfile's own text is several lines of per-codec attempts
+                raise DataError(f"cannot read archive {self.path}: not a tar archive, or a damaged one") from None
             except (tarfile.TarError, OSError, EOFError) as err:
                 raise DataError(f"cannot read archive {self.path}: {err}") from None
             self._pid = os.getpid()
