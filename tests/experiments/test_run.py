@@ -41,6 +41,30 @@ def test_finished_arms_are_read_not_trained_again(colours, tmp_path, monkeypatch
     assert again["wall_seconds"] == first["wall_seconds"] > 0  # the arms' time, not the re-reading's
 
 
+def test_an_arm_cut_mid_way_resumes_from_its_checkpoint(colours, tmp_path, monkeypatch):
+    from vggnet.data import transforms
+
+    straight = run_study("lrn", colours, tmp_path / "straight", overrides=TINY, progress=False)
+    out, calls, real = tmp_path / "cut", {"n": 0}, transforms.BatchTransform.__call__
+
+    def interrupt(self, x, train, generator=None):
+        calls["n"] += train
+        if calls["n"] == 5:  # arm A, the second batch of epoch 2 (3 batches per epoch)
+            raise KeyboardInterrupt
+        return real(self, x, train, generator)
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(transforms.BatchTransform, "__call__", interrupt)
+        run_study("lrn", colours, out, overrides=TINY, progress=False)
+    assert (out / "a" / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
+    epoch_1 = (out / "a" / "metrics.csv").read_text().splitlines()[1]
+    result = run_study("lrn", colours, out, overrides=TINY, progress=False)
+    assert (out / "a" / "metrics.csv").read_text().splitlines()[1] == epoch_1  # kept, not trained again
+    for cut, whole in zip(result["arms"], straight["arms"], strict=True):
+        assert cut["train_loss"] == pytest.approx(whole["train_loss"], abs=1e-5)
+        assert cut["top1"] == pytest.approx(whole["top1"])
+
+
 def test_the_init_study_starts_deep_nets_from_its_donor(colours, tmp_path, monkeypatch):
     from vggnet.experiments import studies
 

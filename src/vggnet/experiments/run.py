@@ -1,7 +1,8 @@
 """Run a study: train each arm in its own run directory, then write the study's report.
 
 Arms whose run directory already holds a finished run (``metrics.json``) are read, not trained
-again, so a study cut short continues where it stopped (an arm cut mid-way restarts).
+again, so a study cut short continues where it stopped; an arm cut mid-way resumes from its last
+checkpoint (its finished epochs are kept), or starts again if it had none.
 """
 
 from __future__ import annotations
@@ -60,22 +61,29 @@ def run_study(
     for i, arm in enumerate(study.arms, 1):
         run_dir = out / slug(arm.label)
         if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # an arm cut short: start it again
+            resume = (run_dir / "checkpoints" / "LATEST").exists()
+            if run_dir.exists() and not resume:
+                shutil.rmtree(run_dir)  # cut before its first checkpoint: start it again
+            done = sum(h["seconds"] for h in _history(run_dir)) if resume else 0.0  # epochs before the cut
             fields = {**BASE, **budget_overrides, **arm.overrides, **(overrides or {})}
             if arm.init_from:
                 fields["init_from"] = str(out / slug(arm.init_from))
             if progress:
-                print(f"[{name} {i}/{len(study.arms)}] {arm.label}: {arm.model}", flush=True)
+                print(f"[{name} {i}/{len(study.arms)}] {arm.label}: {arm.model}" + (" (resumed)" if resume else ""),
+                      flush=True)
             began = time.perf_counter()
             try:
-                train(arm.model, data, get_recipe(BASE_RECIPE, fields), run_dir, seed=seed, device=device,
-                      progress=progress)
+                if resume:
+                    train(None, None, None, run_dir, resume=True, device=device, progress=progress)
+                else:
+                    train(arm.model, data, get_recipe(BASE_RECIPE, fields), run_dir, seed=seed, device=device,
+                          progress=progress)
             except DivergedError as err:  # a result of the study (bad initialisation), not a failure of it
                 atomic_write_text(run_dir / DIVERGED, json.dumps({"error": str(err)}) + "\n")
                 if progress:
                     print(f"  {arm.label}: {err}", flush=True)
-            atomic_write_text(run_dir / WALL, json.dumps({"seconds": round(time.perf_counter() - began, 1)}) + "\n")
+            wall = done + time.perf_counter() - began
+            atomic_write_text(run_dir / WALL, json.dumps({"seconds": round(wall, 1)}) + "\n")
         rows.append(_row(arm, run_dir))
     result = {
         "study": name, "question": study.question, "paper": study.paper, "budget": budget, "data": str(data),
