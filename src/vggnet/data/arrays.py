@@ -21,12 +21,15 @@ class ImageArrays:
     labels: torch.Tensor
     classes: list[str]
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why it was not used
+    names: list[str] | None = None  # each image's file (member) name, where it came from files
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
             raise DataError(f"images must be (N, 3, H, W) uint8, got {tuple(self.images.shape)} {self.images.dtype}")
         if len(self.labels) != len(self.images):
             raise DataError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.names is not None and len(self.names) != len(self.images):
+            raise DataError(f"{len(self.images)} images but {len(self.names)} names")
         self.labels = self.labels.to(torch.int64)
         bad = (self.labels < 0) | (self.labels >= len(self.classes))
         if bad.any():
@@ -43,7 +46,8 @@ class ImageArrays:
         return int(self.images.shape[-1])
 
     def subset(self, index: torch.Tensor) -> ImageArrays:
-        return ImageArrays(self.images[index], self.labels[index], self.classes)
+        names = None if self.names is None else [self.names[i] for i in torch.as_tensor(index).tolist()]
+        return ImageArrays(self.images[index], self.labels[index], self.classes, names=names)
 
 
 def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

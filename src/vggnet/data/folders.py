@@ -15,7 +15,6 @@ with ``strict``, stops naming the file.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -23,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from vggnet.cache import cache_dir
 from vggnet.data.arrays import ImageArrays
+from vggnet.data.decode import BadImage, decode_rgb
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
 from vggnet.progress import progress_bar
@@ -36,29 +35,6 @@ SPLIT_NAMES = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 SMALL_SIDE = 64
 """Images no larger than this are held in memory; larger ones stream."""
-
-
-class BadImage(ValueError):
-    """An image file that Pillow cannot decode."""
-
-
-def decode_rgb(data: bytes) -> Image.Image:
-    """Decode any Pillow format to 8-bit RGB (grayscale, CMYK, palette and alpha are converted)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()  # decode now: a truncated file fails here, not later in a worker
-            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-                # Composite on white, as a viewer shows it, rather than dropping alpha to black.
-                rgba = img.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                return Image.alpha_composite(background, rgba).convert("RGB")
-            return img.convert("RGB")
-    except UnidentifiedImageError:
-        raise BadImage("not a format Pillow can identify") from None
-    except Image.DecompressionBombError as err:
-        raise BadImage(f"refused: {err}") from None
-    except Exception as err:
-        raise BadImage(f"{type(err).__name__}: {err}" if str(err) else type(err).__name__) from None
 
 
 class FileSource:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from vggnet.data.folders import BadImage, decode_rgb
+from vggnet.data.decode import BadImage, decode_rgb
 from vggnet.data.transforms import RescaleCrop, eval_transform
 from vggnet.errors import DataError
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.folders import BadImage, FolderIndex, decode_rgb, undecodable
+from vggnet.data.decode import BadImage, decode_rgb
+from vggnet.data.folders import FolderIndex, undecodable
 from vggnet.data.transforms import eval_transform, to_uint8_chw
 from vggnet.evaluate.metrics import Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn

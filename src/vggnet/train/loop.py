@@ -22,6 +22,7 @@ from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data, take_balanced
 from vggnet.data.loader import make_batches
+from vggnet.data.stats import stream_stats
 from vggnet.data.transforms import BatchTransform, pca_basis
 from vggnet.device import autocast_dtype, resolve_device
 from vggnet.errors import CheckpointError, DivergedError, VggnetError
@@ -42,7 +43,6 @@ from vggnet.train.distributed import (
 )
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
-from vggnet.train.stats import stream_stats
 from vggnet.train.step import train_step
 
 log = logging.getLogger("vggnet")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from vggnet.data.arrays import channel_mean_std
-from vggnet.data.folders import BadImage, FolderIndex, decode_rgb
+from vggnet.data.decode import BadImage, decode_rgb
+from vggnet.data.folders import FolderIndex
 from vggnet.data.transforms import RescaleCrop, pca_basis
 
 
