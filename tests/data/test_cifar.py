@@ -102,3 +102,85 @@ def test_a_damaged_memo_index_is_refused_before_it_allocates(tmp_path):
     damaged = good.replace(b"q\x00", b"r" + (2**31).to_bytes(4, "little"), 1)
     with pytest.raises(DataError, match="cannot read CIFAR batch data_batch_1: memo index 2147483648"):
         cifar._unpickle(damaged, "data_batch_1")
+
+
+def _archive_with_labels(path, labels, batch="data_batch_2", **extra):
+    """The fake release with one batch's ``labels`` replaced (``labels=None``: the key removed)."""
+    files = cifar_batches()
+    content = pickle.loads(files[batch])
+    if labels is None:
+        del content[b"labels"]
+    else:
+        content[b"labels"] = labels
+    content.update(extra)
+    files[batch] = pickle.dumps(content, protocol=2)
+    return write_tar(path, files, prefix="cifar-10-batches-py/")
+
+
+def _one_line_error(archive) -> str:
+    with pytest.raises(DataError) as err:
+        cifar.load_cifar10(archive)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_labels_name_the_batch(tmp_path):
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", None))
+    assert message == "CIFAR batch data_batch_2 has no labels"
+
+
+@pytest.mark.parametrize(
+    ("bad", "found"),
+    [
+        (3.7, "float 3.7"),
+        (3.0, "float 3.0"),  # integral, still not an integer: the file is not what it claims
+        ("cat", "str 'cat'"),
+        (b"3", "bytes b'3'"),
+        (True, "bool True"),
+        (None, "NoneType None"),
+    ],
+)
+def test_labels_that_are_not_integers_are_refused(tmp_path, bad, found):
+    labels = [1] * 20
+    labels[5] = bad
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", labels))
+    assert message.startswith(f"CIFAR batch data_batch_2: labels must be integers, found {found}")
+    assert message.endswith("(label 5)")
+
+
+def test_labels_float_array_is_refused_not_truncated(tmp_path):
+    labels = np.full(20, 3.7)
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", labels))
+    assert "CIFAR batch data_batch_2: labels must be integers, found float 3.7" in message
+
+
+def test_labels_that_are_not_a_list_are_refused(tmp_path):
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", 7))
+    assert message == "CIFAR batch data_batch_2: labels must be a list of integers, got int"
+    message = _one_line_error(_archive_with_labels(tmp_path / "b.tar.gz", np.zeros((4, 5), np.int64)))
+    assert message == "CIFAR batch data_batch_2: labels must be a 1-D list of integers, got shape (4, 5)"
+
+
+@pytest.mark.parametrize("count", [19, 21, 0])
+def test_label_count_must_match_the_images(tmp_path, count):
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", [0] * count))
+    assert message == f"CIFAR batch data_batch_2: 20 images but {count} labels"
+
+
+@pytest.mark.parametrize(("bad", "shown"), [(-1, "-1"), (10, "10"), (2**70, str(2**70))])
+def test_labels_out_of_range_name_the_batch(tmp_path, bad, shown):
+    labels = [0] * 20
+    labels[3] = bad
+    message = _one_line_error(_archive_with_labels(tmp_path / "a.tar.gz", labels, batch="test_batch"))
+    assert message == f"CIFAR batch test_batch: 1 labels out of range [0, 10), e.g. {shown}"
+
+
+def test_labels_as_an_integer_array_are_read(tmp_path):
+    labels = np.arange(20, dtype=np.uint8) % 10
+    data = cifar.load_cifar10(_archive_with_labels(tmp_path / "a.tar.gz", labels))
+    assert data["train"].labels.dtype == torch.int64
+    assert data["train"].labels[20:40].tolist() == labels.tolist()
+    out_of_range = np.array([0] * 19 + [200], dtype=np.uint8)
+    message = _one_line_error(_archive_with_labels(tmp_path / "b.tar.gz", out_of_range))
+    assert message == "CIFAR batch data_batch_2: 1 labels out of range [0, 10), e.g. 200"

@@ -106,6 +106,6 @@ def test_protocols_on_streamed_images_of_different_sizes(tmp_path):
     model = create_model("vgg11", num_classes=2, head="small", dropout=0.0)
     meta = {"image_size": 64, "mean": [0.5] * 3, "std": [0.25] * 3}
     for protocol in ("center", "dense", "multi-crop", "dense+multi-crop"):
-        pred = protocol_predictions([(model, meta)], scan_folder(root)["all"], protocol, [64, 72],
+        pred = protocol_predictions([(model, meta)], scan_folder(root).splits["all"], protocol, [64, 72],
                                     device=torch.device("cpu"), progress=False)
         assert (len(pred), pred.skipped) == (2, 1) and pred.topk.shape == (2, 2)

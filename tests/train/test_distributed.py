@@ -82,7 +82,7 @@ def test_in_memory_shards_are_the_global_batch_split_in_order():
 def test_streamed_shards_use_a_distributed_sampler_that_covers_the_split(tmp_path):
     from tests.helpers import colour_folders
 
-    index = scan_folder(colour_folders(tmp_path / "c", per_class=8, size=80))["all"]
+    index = scan_folder(colour_folders(tmp_path / "c", per_class=8, size=80)).splits["all"]
     seen = []
     for rank in (0, 1):
         batches = make_batches(index, 4, train=True, device=torch.device("cpu"), crop=64, scale=(72, 72),

@@ -99,7 +99,9 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(exists=True),
               help="Run dir, epoch dir or .safetensors; repeat for an ensemble (posteriors averaged).")
 @click.option("--data", required=True, help=DATA_HELP)
-@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--split", type=click.Choice(["val", "test", "all"]), default=None,
+              help="[val: on the data a run trained on, exactly the images it held out; 'all' on a flat folder "
+                   "of other data] all: every image, training ones included.")
 @click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="center", show_default=True,
               help="The paper's test protocols (section 3.2).")
 @click.option("--scales", default=None, help="Test scales Q, e.g. 256,384,512 [Q; the paper's three for dense].")
@@ -114,5 +116,6 @@ def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size
 
     m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
                             batch_size=batch_size, device=device, progress=not quiet, strict=strict)
-    click.echo(f"{split}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  ({m['images']} images"
-               + (f", {m['skipped']} unreadable skipped" if m["skipped"] else "") + f"); {Path(out) / 'metrics.json'}")
+    skipped = f", {m['skipped']} unreadable skipped" if m["skipped"] else ""
+    click.echo(f"{m['split']} ({m['images_are']}): top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  "
+               f"loss {m['loss']:.4f}  ({m['images']} images{skipped}); {Path(out) / 'metrics.json'}")

@@ -10,6 +10,7 @@ format uses, so a hostile file cannot run code.
 from __future__ import annotations
 
 import io
+import numbers
 import os
 import pickle
 import pickletools
@@ -95,6 +96,40 @@ def _reader(source: Path):
     return read
 
 
+def _labels(batch: dict, name: str, n_images: int, n_classes: int) -> torch.Tensor:
+    """A batch's labels as int64, checked here so the error names the batch: a float label would
+    otherwise be truncated silently (3.7 -> 3) and a string one would end in a traceback."""
+    if "labels" not in batch:
+        raise DataError(f"CIFAR batch {name} has no labels")
+    raw = batch["labels"]
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1:
+            raise DataError(f"CIFAR batch {name}: labels must be a 1-D list of integers, got shape {raw.shape}")
+        if raw.dtype.kind in "iu":
+            values: np.ndarray | list = raw
+        else:  # bool, float, str, object: report the first label that is not an integer
+            values = raw.tolist()
+    elif isinstance(raw, (list, tuple)):
+        values = list(raw)
+    else:
+        raise DataError(f"CIFAR batch {name}: labels must be a list of integers, got {type(raw).__name__}")
+    if isinstance(values, list):
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                found = f"{type(v).__name__} {v!r}"
+                raise DataError(f"CIFAR batch {name}: labels must be integers, found {found} (label {i})")
+    if len(values) != n_images:
+        raise DataError(f"CIFAR batch {name}: {n_images} images but {len(values)} labels")
+    # Range before conversion: an integer past int64 would otherwise overflow instead of being named.
+    if isinstance(values, np.ndarray):
+        bad = values[(values < 0) | (values >= n_classes)].tolist()
+    else:
+        bad = [int(v) for v in values if not 0 <= v < n_classes]
+    if bad:
+        raise DataError(f"CIFAR batch {name}: {len(bad)} labels out of range [0, {n_classes}), e.g. {bad[0]}")
+    return torch.as_tensor(np.asarray(values, dtype=np.int64))
+
+
 def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
     images, labels = [], []
     for name in names:
@@ -103,7 +138,7 @@ def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
             raise DataError(f"CIFAR batch {name}: data must be (N, 3072) uint8, got {data.shape} {data.dtype}")
         images.append(torch.from_numpy(data.reshape(-1, 3, SIDE, SIDE).copy()))
-        labels.append(torch.as_tensor(batch.get("labels"), dtype=torch.int64))
+        labels.append(_labels(batch, name, len(data), len(classes)))
     return ImageArrays(torch.cat(images), torch.cat(labels), classes)
 
 

@@ -3,14 +3,19 @@
 - ``cifar10``: the official release; val is a seeded, class-balanced part of the 50,000 training
   images (10% by default, i.e. 45,000/5,000), test is the official 10,000.
 - ``sample``: the embedded CIFAR-10 subset, 4,000 to train and 1,000 held out (val).
-- PATH: a CIFAR-10 archive/folder, or a class-per-folder directory or archive. Given splits
-  (``train/``, ``val/``, ``test/``) are used as they are; a flat one is split with the seed.
+- PATH: a CIFAR-10 archive/folder, or a class-per-folder directory or archive (the layout rule
+  in :mod:`vggnet.data.layout`). Given splits (``train/``, ``val/``, ``test/``) are used as they
+  are; a flat one is split with the seed.
+
+Where vggnet makes the validation split itself, :attr:`DataSplits.held_out` names its images, so
+a run can record it and later get exactly the same split back (``held_out=``), whatever changed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,7 +24,8 @@ import torch
 
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
-from vggnet.data.folders import SMALL_SIDE, FolderIndex, first_image_side, load_folder_arrays, scan_folder
+from vggnet.data.folders import SMALL_SIDE, FolderIndex, SizeSurvey, load_folder_arrays, scan_folder, survey_sizes
+from vggnet.data.sources import printable
 from vggnet.errors import DataError
 
 log = logging.getLogger("vggnet")
@@ -36,7 +42,11 @@ class DataSplits:
     train: Split | None
     val: Split | None
     test: Split | None = None
-    skipped: dict[str, str] = field(default_factory=dict)  # image file -> why it was not used
+    skipped: dict[str, str] = field(default_factory=dict)  # image file -> why it could not be decoded
+    ignored: dict[str, str] = field(default_factory=dict)  # file -> why the layout rule did not use it
+    held_out: list[str] | None = None  # val's images, where vggnet split them off (None: a given split)
+    survey: SizeSurvey | None = None  # image sizes measured on a sample (class folders only)
+    flat: bool = False  # class folders with no split folders: every split is vggnet's own
 
     @property
     def in_memory(self) -> bool:
@@ -56,17 +66,45 @@ class DataSplits:
         return found
 
 
+def names_of(split: Split) -> list[str]:
+    """Each image's file (or, for CIFAR, ``train/INDEX``) name."""
+    if isinstance(split, FolderIndex):
+        return [name for name, _ in split.entries]
+    if split.names is None:
+        raise DataError("these in-memory images carry no names")
+    return split.names
+
+
+def labels_of(split: Split) -> torch.Tensor:
+    return split.labels if isinstance(split, ImageArrays) else torch.tensor([c for _, c in split.entries])
+
+
+def _subset(split: Split, index: torch.Tensor | list[int]) -> Split:
+    index = torch.as_tensor(index, dtype=torch.int64)
+    return split.subset(index) if isinstance(split, ImageArrays) else split.subset(index.tolist())
+
+
 def take_balanced(split: Split, n: int, seed: int) -> Split:
     """A fixed subset of ``n`` images with every class in proportion (chosen by ``seed``), for
     studies on a budget; ``n`` of 0 or at least the split's size returns the split unchanged."""
     if n <= 0 or n >= len(split):
         return split
-    labels = split.labels if isinstance(split, ImageArrays) else torch.tensor([c for _, c in split.entries])
-    _, keep = stratified_split(labels, n / len(split), seed)
-    keep = keep.sort().values
-    if isinstance(split, ImageArrays):
-        return split.subset(keep)
-    return FolderIndex(split.source, [split.entries[i] for i in keep.tolist()], split.classes)
+    _, keep = stratified_split(labels_of(split), n / len(split), seed)
+    return _subset(split, keep.sort().values)
+
+
+def split_off(pool: Split, val_fraction: float, seed: int,
+              held_out: Collection[str] | None = None) -> tuple[Split, Split]:
+    """(train, val) from one pool: the images named in ``held_out`` when given (a run's record),
+    else a seeded, class-balanced ``val_fraction``."""
+    if held_out is None:
+        train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
+        return _subset(pool, train_idx), _subset(pool, val_idx)
+    held = set(held_out)
+    names = names_of(pool)
+    val_idx = [i for i, n in enumerate(names) if n in held]
+    train_idx = [i for i, n in enumerate(names) if n not in held]
+    return _subset(pool, train_idx), _subset(pool, val_idx)
 
 
 def sample_archive() -> Path:
@@ -74,50 +112,44 @@ def sample_archive() -> Path:
     return Path(str(resources.files("vggnet.data.sample").joinpath("cifar10-sample.tar.gz")))
 
 
-def _split_arrays(arrays: ImageArrays, val_fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:
-    train_idx, val_idx = stratified_split(arrays.labels, val_fraction, seed)
-    return arrays.subset(train_idx), arrays.subset(val_idx)
+def _warn_ignored(ignored: dict[str, str], where: str) -> None:
+    quiet = {"hidden", "desktop litter", "inside a vggnet run folder"}
+    shown = [n for n, why in ignored.items() if why not in quiet]
+    if shown:
+        first = ", ".join(f"{printable(n)} ({ignored[n]})" for n in shown[:3])
+        log.warning("%d files in %s are not used: %s%s", len(shown), where, first, ", ..." if len(shown) > 3 else "")
 
 
-def _split_index(folder: FolderIndex, val_fraction: float, seed: int) -> tuple[FolderIndex, FolderIndex]:
-    import torch
-
-    labels = torch.tensor([label for _, label in folder.entries])
-    train_idx, val_idx = stratified_split(labels, val_fraction, seed)
-    return tuple(  # type: ignore[return-value]
-        FolderIndex(folder.source, [folder.entries[i] for i in idx.tolist()], folder.classes)
-        for idx in (train_idx, val_idx)
-    )
-
-
-def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool, strict: bool) -> DataSplits:
-    index = scan_folder(path)
-    first = index.get("train") or next(iter(index.values()))
-    side = first_image_side(first)
-    small = side <= SMALL_SIDE
-
+def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool, strict: bool,
+             held_out: Collection[str] | None) -> DataSplits:
+    scan = scan_folder(path)
+    _warn_ignored(scan.ignored, printable(path.name))
+    first = scan.splits.get("train") or next(iter(scan.splits.values()))
+    survey = survey_sizes(first)
+    small = survey.median_side <= SMALL_SIDE
+    if small and survey.mixed:
+        log.warning("image sizes vary (%d to %d px in a sample of %d): each image is resized to %dx%d "
+                    "(shorter side, centre crop)", survey.min_side, survey.max_side, survey.measured,
+                    survey.median_side, survey.median_side)
     skipped: dict[str, str] = {}
 
     def load(folder: FolderIndex) -> Split:
         if not small:
             return folder
-        arrays = load_folder_arrays(folder, side, progress=progress, strict=strict)
+        arrays = load_folder_arrays(folder, survey.median_side, progress=progress, strict=strict)
         skipped.update(arrays.skipped)
         return arrays
 
-    classes = first.classes
-    if "all" in index:
-        if whole:  # evaluate everything
-            return DataSplits(str(path), classes, None, load(index["all"]), skipped=skipped)
-        train, val = _split_index(index["all"], val_fraction, seed)
-        return DataSplits(str(path), classes, load(train), load(val), skipped=skipped)
-    splits = {name: load(folder) for name, folder in index.items()}
-    if "val" not in splits and "train" in splits:
-        if small:
-            splits["train"], splits["val"] = _split_arrays(splits["train"], val_fraction, seed)
-        else:
-            splits["train"], splits["val"] = _split_index(splits["train"], val_fraction, seed)
-    return DataSplits(str(path), classes, splits.get("train"), splits.get("val"), splits.get("test"), skipped)
+    splits = {name: load(folder) for name, folder in scan.splits.items()}
+    result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
+                        skipped, scan.ignored, survey=survey, flat="all" in splits)
+    pool = splits.get("all", splits.get("train"))
+    if "all" in splits and whole:  # evaluate everything
+        result.val = pool
+    elif pool is not None and "val" not in splits:
+        result.train, result.val = split_off(pool, val_fraction, seed, held_out)
+        result.held_out = names_of(result.val)
+    return result
 
 
 def load_data(
@@ -128,28 +160,32 @@ def load_data(
     progress: bool = True,
     whole: bool = False,
     strict: bool = False,
+    held_out: Collection[str] | None = None,
 ) -> DataSplits:
     """Resolve ``cifar10``, ``sample`` or a path to :class:`DataSplits`.
 
     ``whole``: a flat class-per-folder PATH becomes one ``val`` split holding every image (what
-    ``vggnet evaluate`` wants), instead of being split with ``seed``. ``strict``: an image that
-    cannot be decoded stops the load (named) instead of being skipped with a warning.
+    ``vggnet evaluate --split all`` wants), instead of being split with ``seed``. ``held_out``:
+    the images (names) to hold out as val, as a run recorded them, instead of the seeded split.
+    ``strict``: an image that cannot be decoded stops the load (named) instead of being skipped.
     """
     text = os.fspath(spec)
     if text == "sample":
-        splits = _folders(sample_archive(), val_fraction, seed, progress, whole=False, strict=strict)
+        splits = _folders(sample_archive(), val_fraction, seed, progress, False, strict, held_out)
         splits.name = "sample"
         return splits
     if text == "cifar10" or is_cifar_source(Path(text)):
         release = load_cifar10(None if text == "cifar10" else text, progress=progress)
-        train, val = _split_arrays(release["train"], val_fraction, seed)
-        return DataSplits("cifar10", release["train"].classes, train, val, release["test"])
+        pool = release["train"]
+        pool.names = [f"train/{i:05d}" for i in range(len(pool))]
+        train, val = split_off(pool, val_fraction, seed, held_out)
+        return DataSplits("cifar10", pool.classes, train, val, release["test"], held_out=names_of(val))
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
-    splits = _folders(path, val_fraction, seed, progress, whole, strict)
+    splits = _folders(path, val_fraction, seed, progress, whole, strict, held_out)
     if splits.skipped:
         name, why = next(iter(splits.skipped.items()))
         log.warning("%d images in %s cannot be decoded and are skipped (first: %s, %s); --strict stops instead",
-                    len(splits.skipped), path.name, name, why)
+                    len(splits.skipped), printable(path.name), printable(name), why)
     return splits

@@ -1,92 +1,41 @@
-"""Class-per-folder image datasets (the ImageNet layout), from a directory or a .tar/.tar.gz.
+"""Class-per-folder image datasets (the ImageNet layout), from a directory or a .tar/.tar.gz/.zip.
 
-Layouts understood, possibly under one wrapping folder::
+Which files are images, which folders are classes and which are splits is decided by one rule
+(:mod:`vggnet.data.layout`, stated in docs/data.md); what the rule ignores is listed, never used.
 
-    root/<class>/<image>                      one pool of images (split it with a seed)
-    root/{train,val,test}/<class>/<image>     the splits as given
-
-Small images (side <= ``SMALL_SIDE``) are decoded once into one uint8 tensor and cached as a
-safetensors file, so later runs start in a second. Large images stream from disk through a
-DataLoader with worker processes; an image that cannot be decoded then comes back with a negative
-label that names it (see :meth:`FolderDataset.name_of`), and the loader drops and counts it -- or,
-with ``strict``, stops naming the file.
+Small images (side <= ``SMALL_SIDE``) are decoded once into one uint8 tensor and cached (see
+:mod:`vggnet.data.array_cache`), so later runs start in a second. Large images stream from disk
+through a DataLoader with worker processes; an image that cannot be decoded then comes back with
+a negative label that names it (see :meth:`FolderDataset.name_of`), which the loader drops and
+counts -- or, with ``strict``, stops naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import io
+import logging
 import os
-import tarfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from vggnet.cache import cache_dir
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.decode import BadImage, decode_rgb
+from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, image_size, looks_like_image
+from vggnet.data.layout import resolve_layout
+from vggnet.data.sources import FileSource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
 from vggnet.progress import progress_bar
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp"})
-SPLIT_NAMES = ("train", "val", "test")
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+log = logging.getLogger("vggnet")
+
 SMALL_SIDE = 64
 """Images no larger than this are held in memory; larger ones stream."""
-
-
-class FileSource:
-    """Reads member files of a directory or a tar archive; tar handles are opened per process."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.is_archive = path.is_file()
-        self._tar: tarfile.TarFile | None = None
-        self._pid = -1
-        self._members: dict[str, tarfile.TarInfo] = {}
-
-    def _archive(self) -> tarfile.TarFile:
-        if self._tar is None or self._pid != os.getpid():  # DataLoader workers each open their own
-            try:
-                self._tar = tarfile.open(self.path)  # noqa: SIM115  (kept open: members are read on demand)
-                self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
-            except tarfile.ReadError:  # tarfile's own text is several lines of per-codec attempts
-                raise DataError(f"cannot read archive {self.path}: not a tar archive, or a damaged one") from None
-            except (tarfile.TarError, OSError, EOFError) as err:
-                raise DataError(f"cannot read archive {self.path}: {err}") from None
-            self._pid = os.getpid()
-        return self._tar
-
-    def names(self) -> list[str]:
-        if self.is_archive:
-            self._archive()
-            return sorted(self._members)
-        return sorted(
-            p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-        )
-
-    def read(self, name: str) -> bytes:
-        if self.is_archive:
-            return self._archive().extractfile(self._members[name]).read()
-        return (self.path / name).read_bytes()
-
-    def where(self, name: str) -> str:
-        """Where a member is, as a user would look for it: a path, or ``archive:member``."""
-        return f"{self.path}:{name}" if self.is_archive else str(self.path / name)
-
-    def fingerprint(self) -> str:
-        """Changes when any file changes: archive size/mtime, or every file's path, size, mtime."""
-        h = hashlib.sha256(str(self.path.resolve()).encode())
-        paths = [self.path] if self.is_archive else [self.path / n for n in self.names()]
-        for p in paths:
-            st = p.stat()
-            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
-        return h.hexdigest()[:24]
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tar": None, "_pid": -1, "_members": {}}
+SURVEY_SAMPLE = 256
+"""How many images (evenly spaced) are measured to decide the image size of a dataset."""
 
 
 @dataclass
@@ -100,57 +49,83 @@ class FolderIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
-
-def _layout(names: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """Group image paths into splits -> [(path, class)], peeling one wrapping folder if needed."""
-    found = [(n, PurePosixPath(n)) for n in names]  # keep each name as stored ('./a/0.jpg')
-    found = [(n, p) for n, p in found if p.suffix.lower() in IMAGE_EXTENSIONS]
-    found = [(n, p) for n, p in found if not any(part.startswith(".") for part in p.parts)]
-    prefix = 0
-    while found:
-        tops = {p.parts[prefix] for _, p in found if len(p.parts) > prefix + 1}
-        deep = all(len(p.parts) >= prefix + 3 for _, p in found)
-        if deep and tops and tops <= set(SPLIT_ALIASES):
-            splits: dict[str, list[tuple[str, str]]] = {}
-            for n, p in found:
-                splits.setdefault(SPLIT_ALIASES[p.parts[prefix]], []).append((n, p.parts[prefix + 1]))
-            return splits
-        if deep and len(tops) == 1:
-            prefix += 1
-            continue
-        return {"all": [(n, p.parts[prefix]) for n, p in found if len(p.parts) >= prefix + 2]}
-    return {}
+    def subset(self, index: list[int]) -> FolderIndex:
+        return FolderIndex(self.source, [self.entries[i] for i in index], self.classes)
 
 
-def scan_folder(path: str | os.PathLike[str]) -> dict[str, FolderIndex]:
-    """Index a class-per-folder directory or archive: ``{'train': ..., 'val': ...}`` or ``{'all': ...}``."""
+@dataclass
+class FolderScan:
+    """A dataset's splits (``train``/``val``/``test``, or ``all`` when it gives none) and the files
+    the layout rule did not use, each with the reason."""
+
+    source: FileSource
+    splits: dict[str, FolderIndex]
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
+    """Index a class-per-folder directory or archive by the layout rule."""
     root = Path(path)
     if not root.exists():
         raise DataError(f"no such dataset folder or archive: {root}")
-    source = FileSource(root)
-    splits = _layout(source.names())
-    if not any(splits.values()):
-        raise DataError(f"no images found in {root} (expected one folder per class holding image files)")
-    first = "train" if "train" in splits else next(iter(splits))
-    classes = sorted({c for _, c in splits[first]})
+    source = open_source(root)
+    listing = source.files()
+    files = sorted(name for name, kind in listing.items() if kind == "file")
+    ignored = {name: why for name, why in listing.items() if why != "file"}
+
+    def is_image(name: str) -> bool:  # a file with no extension: its first bytes tell
+        return looks_like_image(head(source, name, SNIFF_BYTES))
+
+    layout = resolve_layout(files, is_image, root=printable(str(root)))
+    ignored.update(layout.ignored)
+    if not any(layout.splits.values()):
+        raise DataError(f"no images found in {printable(str(root))} (expected one folder per class holding image "
+                        f"files{f'; {len(ignored)} other files ignored' if ignored else ''})")
+    first = "train" if "train" in layout.splits else next(iter(layout.splits))
+    classes = sorted({c for _, c in layout.splits[first]})
     index = {c: i for i, c in enumerate(classes)}
     result = {}
-    for name, items in splits.items():
+    for name, items in layout.splits.items():
         unknown = sorted({c for _, c in items} - set(classes))
         if unknown:
-            raise DataError(f"split {name!r} has classes missing from {first!r}: {', '.join(unknown[:5])}")
+            raise DataError(f"split {name!r} has classes missing from {first!r}: "
+                            f"{', '.join(printable(u) for u in unknown[:5])}")
         result[name] = FolderIndex(source, [(p, index[c]) for p, c in items], classes)
-    return result
+    return FolderScan(source, result, ignored)
 
 
-def first_image_side(folder: FolderIndex, tries: int = 8) -> int:
-    """The larger side of the first decodable image (to choose in-memory or streaming)."""
-    for name, _ in folder.entries[:tries]:
+@dataclass
+class SizeSurvey:
+    """Image sides measured from the headers of an evenly spaced sample of a split."""
+
+    measured: int
+    min_side: int
+    max_side: int
+    median_side: int  # of each image's larger side: the size the dataset is used at in memory
+
+    @property
+    def mixed(self) -> bool:
+        return self.min_side != self.max_side
+
+
+def survey_sizes(folder: FolderIndex, sample: int = SURVEY_SAMPLE) -> SizeSurvey:
+    """Measure up to ``sample`` images spread over the whole split (headers only: fast)."""
+    step = max(1, len(folder) // sample)
+    sides: list[tuple[int, int]] = []
+    for name, _ in folder.entries[::step][:sample]:
         try:
-            return max(decode_rgb(folder.source.read(name)).size)
-        except BadImage:
+            try:  # a header is small; a huge EXIF block may need the whole file
+                w, h = image_size(io.BytesIO(folder.source.read(name, limit=1 << 18)))
+            except BadImage:
+                w, h = image_size(io.BytesIO(folder.source.read(name)))
+        except (BadImage, OSError):
             continue
-    raise DataError(f"none of the first {tries} images in {folder.source.path} can be decoded")
+        sides.append((min(w, h), max(w, h)))
+    if not sides:
+        raise DataError(f"none of the {min(sample, len(folder))} images sampled from "
+                        f"{printable(str(folder.source.path))} can be decoded")
+    return SizeSurvey(len(sides), min(s for s, _ in sides), max(b for _, b in sides),
+                      int(statistics.median_low(b for _, b in sides)))
 
 
 def undecodable(where: str, why: str = "") -> DataError:
@@ -160,54 +135,54 @@ def undecodable(where: str, why: str = "") -> DataError:
 
 def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True,
                        strict: bool = False) -> ImageArrays:
-    """Decode a split to a uint8 tensor at ``side`` x ``side``; bad files are skipped and recorded
-    (``strict``: the first one stops it, named).
+    """Decode a split to a uint8 tensor at ``side`` x ``side`` (shorter side scaled to ``side``,
+    centre crop: deterministic); bad files are skipped and recorded (``strict``: the first one
+    stops it, named). Each image keeps its file name (:attr:`ImageArrays.names`).
 
-    The result is cached under the user cache dir, keyed by the files' names, sizes and mtimes.
+    The result is cached, keyed by the files' names, sizes and mtimes, so a dataset is decoded
+    once whatever the seed or split taken from it later.
     """
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    from vggnet.atomic import atomic_path
+    from vggnet.data.array_cache import read_cached, write_cached
 
     names = "\n".join(n for n, _ in folder.entries)
-    key = hashlib.sha256(f"{folder.source.fingerprint()}|{side}|{names}".encode()).hexdigest()[:32]
-    cached = cache_dir("folders", f"{key}.safetensors")
-    if use_cache and cached.exists():
-        with safe_open(cached, "pt") as f:
-            meta = f.metadata()
-            tensors = {"images": f.get_tensor("images"), "labels": f.get_tensor("labels")}
-        classes, skipped = json.loads(meta["classes"]), json.loads(meta["skipped"])
-        if strict and skipped:
-            name, why = next(iter(skipped.items()))
+    key = hashlib.sha256(f"{folder.source.fingerprint()}|{side}|{names}".encode("utf-8", "surrogateescape"))
+    key_text = key.hexdigest()[:32]
+    cached = read_cached(key_text) if use_cache else None
+    if cached is not None and cached.classes == folder.classes:
+        if strict and cached.skipped:
+            name, why = next(iter(cached.skipped.items()))
             raise undecodable(folder.source.where(name), why)
-        return ImageArrays(tensors["images"], tensors["labels"], classes, skipped)
+        return cached
 
     images = torch.empty((len(folder), 3, side, side), dtype=torch.uint8)
     labels = torch.empty(len(folder), dtype=torch.int64)
+    kept: list[str] = []
     skipped: dict[str, str] = {}
+    other_sizes = 0
     square = RescaleCrop(side, side, random=False)  # resize + centre crop; no-op at side x side
-    n = 0
-    with progress_bar(f"decode {folder.source.path.name}", total=len(folder), enabled=progress) as bar:
+    with progress_bar(f"decode {printable(folder.source.path.name)}", total=len(folder), enabled=progress) as bar:
         for name, label in folder.entries:
             bar.advance()
             try:
-                image = square(decode_rgb(folder.source.read(name)))
+                image = decode_rgb(folder.source.read(name))
             except BadImage as err:
                 if strict:
                     raise undecodable(folder.source.where(name), str(err)) from None
                 skipped[name] = str(err)
                 continue
-            images[n] = image
-            labels[n] = label
-            n += 1
-    if n == 0:
-        raise DataError(f"none of the {len(folder)} images in {folder.source.path} can be decoded")
-    arrays = ImageArrays(images[:n].clone(), labels[:n].clone(), folder.classes, skipped)
+            other_sizes += image.size != (side, side)
+            images[len(kept)] = square(image)
+            labels[len(kept)] = label
+            kept.append(name)
+    if not kept:
+        raise DataError(f"none of the {len(folder)} images in {printable(str(folder.source.path))} can be decoded")
+    if other_sizes:
+        log.warning("%d of %d images are not %dx%d: each was resized (shorter side to %d, centre crop)",
+                    other_sizes, len(kept), side, side, side)
+    n = len(kept)
+    arrays = ImageArrays(images[:n].clone(), labels[:n].clone(), folder.classes, skipped, names=kept)
     if use_cache:
-        with atomic_path(cached) as tmp:
-            save_file({"images": arrays.images, "labels": arrays.labels}, str(tmp),
-                      metadata={"classes": json.dumps(arrays.classes), "skipped": json.dumps(skipped)})
+        write_cached(key_text, arrays)
     return arrays
 
 
@@ -218,7 +193,7 @@ class FolderDataset(torch.utils.data.Dataset):
     every consumer drops it, and :meth:`name_of` says which file it was.
     """
 
-    def __init__(self, folder: FolderIndex, transform, fallback_side: int) -> None:
+    def __init__(self, folder: FolderIndex, transform: RescaleCrop, fallback_side: int) -> None:
         self.folder = folder
         self.transform = transform
         self.fallback_side = fallback_side

@@ -68,15 +68,16 @@ class ArrayBatches:
 
 
 class StreamedBatches:
-    """A DataLoader over a :class:`FolderDataset` that watches for undecodable files: they are
-    recorded in :attr:`skipped` (and their negative labels passed on for the consumer to drop), or,
-    with ``strict``, the first one stops the iteration with a :class:`DataError` naming it."""
+    """A DataLoader over a :class:`FolderDataset` that yields clean batches: an undecodable file
+    is dropped from its batch and recorded in :attr:`skipped` (file -> why), or, with ``strict``,
+    the first one stops the iteration with a :class:`DataError` naming it. Consumers never see the
+    dataset's negative-label signal."""
 
     def __init__(self, loader: torch.utils.data.DataLoader, strict: bool) -> None:
         self.loader, self.strict = loader, strict
         self.dataset: FolderDataset = loader.dataset
         self.sampler = loader.sampler
-        self.skipped: set[str] = set()
+        self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -87,12 +88,15 @@ class StreamedBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels in self.loader:
-            bad = labels[labels < 0].tolist()
-            if bad:
-                names = [self.dataset.name_of(label) for label in bad]
+            bad = labels < 0
+            if bad.any():
+                names = [self.dataset.name_of(label) for label in labels[bad].tolist()]
                 if self.strict:
                     raise undecodable(names[0])
-                self.skipped.update(names)
+                self.skipped.update(dict.fromkeys(names, "cannot be decoded"))
+                images, labels = images[~bad], labels[~bad]
+                if len(labels) == 0:
+                    continue
             yield images, labels
 
 
@@ -112,7 +116,8 @@ def make_batches(
     seed: int = 0,
     strict: bool = False,
 ):
-    """An iterable of (uint8 NCHW, int64 labels) batches; streamed labels are negative for a bad file.
+    """An iterable of (uint8 NCHW, int64 labels) batches; undecodable streamed files are dropped
+    and named in the iterable's ``skipped`` (in-memory splits have none left to drop).
 
     ``batch_size`` is the global batch; with ``shard=(rank, world)`` this process gets its share
     of each (a DistributedSampler seeded with ``seed`` for streamed images)."""

@@ -48,18 +48,13 @@ def predict(
     dtype: torch.dtype | None = None,
     k: int = 5,
 ) -> Predictions:
-    """Evaluate ``model`` (put in eval mode) on uint8 batches prepared by ``transform``."""
+    """Evaluate ``model`` (put in eval mode) on uint8 batches prepared by ``transform``; files the
+    batches dropped as undecodable (their ``skipped``) are counted."""
     model.eval()
-    labels, topk, loss_sum, skipped = [], [], None, 0
+    labels, topk, loss_sum = [], [], None
     device = next(model.parameters()).device
     for images, y in batches:
         images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        keep = y >= 0
-        if not keep.all():
-            skipped += int((~keep).sum())
-            images, y = images[keep], y[keep]
-        if len(y) == 0:
-            continue
         with autocast(device.type, dtype):
             logits = model(transform(images))
         logits = logits.float()
@@ -67,6 +62,7 @@ def predict(
         loss_sum = loss if loss_sum is None else loss_sum + loss
         labels.append(y.cpu())
         topk.append(logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu())
+    skipped = len(getattr(batches, "skipped", ()))  # undecodable files the loader dropped
     if not labels:
         return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, k, dtype=torch.int64), 0.0, skipped)
     return Predictions(torch.cat(labels), torch.cat(topk), float(loss_sum), skipped)
@@ -96,7 +92,9 @@ def classification_report(labels: torch.Tensor, predicted: torch.Tensor, classes
 
 
 def score(pred: Predictions, classes: list[str]) -> dict:
-    """The metrics.json contract: top1, top5, loss, per_class, confusion_matrix (and counts)."""
+    """The metrics.json contract: top1, top5, loss, per_class, confusion_matrix (counts, ints, at every
+    size) and confusion_matrix_normalized (rows divided by their counts, rounded to 6 decimals so
+    1000 classes do not make megabytes of 17-digit floats)."""
     predicted = pred.topk[:, 0]
     cm = confusion_matrix(pred.labels, predicted, len(classes))
     return {
@@ -108,5 +106,5 @@ def score(pred: Predictions, classes: list[str]) -> dict:
         "classes": classes,
         "per_class": classification_report(pred.labels, predicted, classes),
         "confusion_matrix": cm.tolist(),
-        "confusion_matrix_normalized": normalise_rows(cm).tolist(),
+        "confusion_matrix_normalized": torch.round(normalise_rows(cm), decimals=6).tolist(),
     }

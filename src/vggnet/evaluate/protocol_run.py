@@ -34,19 +34,22 @@ def _normalised(fn: Callable[[torch.Tensor], torch.Tensor], meta: dict) -> Calla
     return lambda x: fn(transform(x, train=False))
 
 
-def _images(split: ImageArrays | FolderIndex, batch_size: int,
-            strict: bool = False) -> Iterator[tuple[torch.Tensor | None, torch.Tensor]]:
+def _images(split: ImageArrays | FolderIndex, batch_size: int, skipped: list[str],
+            strict: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Whole images with labels; an undecodable file is named in ``skipped`` (or, ``strict``, stops)."""
     if isinstance(split, ImageArrays):
         for start in range(0, len(split), batch_size):
             yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
         return
     for name, label in split.entries:
         try:
-            yield to_uint8_chw(decode_rgb(split.source.read(name)))[None], torch.tensor([label])
+            image = to_uint8_chw(decode_rgb(split.source.read(name)))[None]
         except BadImage as err:
             if strict:
                 raise undecodable(split.source.where(name), str(err)) from None
-            yield None, torch.tensor([label])
+            skipped.append(name)
+            continue
+        yield image, torch.tensor([label])
 
 
 @torch.no_grad()
@@ -67,17 +70,14 @@ def protocol_predictions(
         model.to(device)
         fns.append(_normalised(protocol_fn(model, protocol, scales, meta["image_size"]), meta))
     posterior = ensemble(fns)
-    labels, topk, loss_sum, skipped = [], [], 0.0, 0
+    labels, topk, loss_sum, skipped = [], [], 0.0, []
     with progress_bar(f"evaluate ({protocol})", total=len(split), enabled=progress) as bar:
-        for images, y in _images(split, batch_size, strict):
+        for images, y in _images(split, batch_size, skipped, strict):
             bar.advance(len(y))
-            if images is None:
-                skipped += 1
-                continue
             probs = posterior(images.to(device)).cpu()
             loss_sum -= probs.gather(1, y[:, None]).clamp_min(1e-12).log().sum().item()
             labels.append(y)
             topk.append(probs.topk(min(5, probs.shape[1]), dim=1).indices)
     if not labels:
-        return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, 5, dtype=torch.int64), 0.0, skipped)
-    return Predictions(torch.cat(labels), torch.cat(topk), loss_sum, skipped)
+        return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, 5, dtype=torch.int64), 0.0, len(skipped))
+    return Predictions(torch.cat(labels), torch.cat(topk), loss_sum, len(skipped))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import load_data
+from vggnet.data.datasets import DataSplits, load_data
 from vggnet.data.loader import make_batches
+from vggnet.data.split_record import data_identity, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
@@ -21,13 +23,51 @@ from vggnet.evaluate.protocol_run import default_scales, protocol_predictions
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.train.checkpoint import model_from_checkpoint
 
+log = logging.getLogger("vggnet")
+SPLITS = ("val", "test", "all")
+
+
+def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
+                progress: bool, strict: bool) -> tuple[DataSplits, str, str]:
+    """The images to score, the split's name and what they are in words. A dataset's own splits
+    are used as they are; on a flat folder the run trained on, 'val' is exactly the images it
+    held out (its ``split.json``) and 'all' every image, said so; a flat folder of other data is
+    scored whole."""
+    if split is not None and split not in SPLITS:
+        raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    run = run_dir_of(checkpoint)
+    record = read_split(run) if run is not None else None
+    own = data_identity(data) == (record["data"] if record else data_identity(meta.get("data", "")))
+    args = {"val_fraction": meta.get("val_fraction", 0.1), "seed": meta.get("seed", 0), "progress": progress,
+            "strict": strict}
+    splits = load_data(data, whole=split == "all", held_out=record["held_out"] if own and record else None, **args)
+    if not splits.flat:
+        if split == "all":
+            raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
+        split = split or "val"
+        held = own and split == "val" and splits.held_out is not None
+        return splits, split, f"the {len(splits.val)} images the run held out" if held else f"the {split} split"
+    if split == "all" or (split is None and not own):
+        if split is None:
+            splits = load_data(data, whole=True, **args)
+        return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
+    if not own:
+        raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
+                          "--split all scores all its images")
+    if split == "test":
+        raise VggnetError(f"{data} has no test split: the run held out a val split (--split val)")
+    if record is None:
+        log.warning("%s has no record of its held-out images (a run from before vggnet kept one): val is the "
+                    "seeded split again, exact only if %s is unchanged since", checkpoint, data)
+    return splits, "val", f"the {len(splits.val)} images the run held out"
+
 
 def evaluate_checkpoint(
     checkpoint: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     data: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    split: str = "val",
+    split: str | None = None,
     protocol: str = "center",
     scales: Sequence[int] | None = None,
     batch_size: int = 256,
@@ -38,8 +78,9 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble of several) on ``split`` of ``data``.
 
-    A flat class-per-folder PATH counts whole. For ``cifar10`` and ``sample`` the val split is the
-    one the (first) run trained beside: same seed and fraction, read from the checkpoint.
+    ``split``: 'val', 'test' or 'all'; by default the dataset's val split, which on the data the
+    (first) run trained on is exactly the images that run held out (its ``split.json``), and on a
+    flat folder of other data 'all' its images. ``metrics['split']`` and ``['images_are']`` say which.
     ``protocol`` is one of :data:`~vggnet.evaluate.protocol.PROTOCOLS`, at test scales ``scales``
     (default: Q, or the paper's three for dense and multi-crop).
     """
@@ -54,13 +95,12 @@ def evaluate_checkpoint(
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
     device = resolve_device(device)
-    splits = load_data(data, val_fraction=meta.get("val_fraction", 0.1), seed=meta.get("seed", 0),
-                       progress=progress, whole=True, strict=strict)
+    splits, split, images_are = _load_split(paths[0], meta, data, split, progress, strict)
     if splits.classes != meta["classes"]:
         raise DataError(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."
         )
-    images = splits.split(split)
+    images = splits.val if split == "all" else splits.split(split)
     default = default_scales(meta, protocol, splits.in_memory)
     scales = tuple(scales or default)
     if len(models) == 1 and protocol == "center" and scales == default:
@@ -73,8 +113,9 @@ def evaluate_checkpoint(
     else:
         result = protocol_predictions(models, images, protocol, scales, device=device, progress=progress,
                                       strict=strict)
-    metrics = {"split": split, "data": str(data), "checkpoint": [str(p) for p in paths] if len(paths) > 1
-               else str(paths[0]), "protocol": protocol, "scales": list(scales), **score(result, splits.classes)}
+    metrics = {"split": split, "images_are": images_are, "data": str(data),
+               "checkpoint": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]), "protocol": protocol,
+               "scales": list(scales), **score(result, splits.classes)}
     out = Path(out)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_report(out, metrics, [], title=f"{meta['model']} evaluated on {data} ({split})")

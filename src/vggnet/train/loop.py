@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,12 @@ from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data, take_balanced
 from vggnet.data.loader import make_batches
+from vggnet.data.split_record import data_identity, describe_change, read_split, write_split
 from vggnet.data.stats import stream_stats
+from vggnet.data.summary import files_summary, format_summary, summarize
 from vggnet.data.transforms import BatchTransform, pca_basis
 from vggnet.device import autocast_dtype, resolve_device
-from vggnet.errors import CheckpointError, DivergedError, VggnetError
+from vggnet.errors import CheckpointError, DataError, DivergedError, VggnetError
 from vggnet.evaluate.metrics import predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
@@ -73,6 +76,9 @@ def _model_kwargs(name: str, recipe: Recipe, num_classes: int, size: int) -> dic
     return {"num_classes": num_classes, "head": head, "dropout": recipe.dropout, "init": recipe.init}
 
 
+CONSTANT_STD = 1e-3  # on the [0, 1] scale: a channel this flat carries no signal to normalise
+
+
 def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
     """Mean, std and PCA colour basis of the training images (a sample of them when streamed)."""
     if isinstance(data.train, ImageArrays):
@@ -80,6 +86,11 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
         eigval, eigvec = pca_basis(data.train.images)
     else:
         mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
+    flat = [name for name, s in zip("RGB", std, strict=True) if s < CONSTANT_STD]
+    if flat and recipe.normalize_std:  # dividing by ~0 would make every input inf or NaN
+        log.warning("channel %s is constant in the training images (std %.1g): it is centred, not divided by "
+                    "its std", "/".join(flat), min(std))
+        std = [1.0 if s < CONSTANT_STD else s for s in std]
     # without std division the input is (pixel - mean) on the recipe's pixel range: dividing by
     # 1/255 puts it on [0, 255], the paper's scale, 255x the signal that N(0, 0.01) weights see
     range_std = [1.0 / recipe.pixel_range] * 3
@@ -99,6 +110,28 @@ def _load_weights(model: torch.nn.Module, weights: str, stats: dict) -> dict:
         log.warning("%s: %s", weights, describe_skipped(skipped, model))
     pre = src.meta if src.source == "vggnet" else PREPROCESSING[src.source]
     return {**stats, "mean": list(pre["mean"]), "std": list(pre["std"]), "channels": pre.get("channels", "RGB")}
+
+
+def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict: bool, progress: bool,
+                 record: dict | None) -> DataSplits:
+    """The run's data: on resume the recorded held-out images stay held out (what changed is said);
+    a dataset that cannot train a classifier stops here, before any work."""
+    held = record["held_out"] if record else None
+    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress, strict=strict,
+                       held_out=held)
+    if splits.train is None or splits.val is None or not len(splits.train):
+        raise DataError(f"dataset {data} needs images to train on and a validation split")
+    if len(splits.classes) < 2:
+        raise DataError(f"{data} has one class ({splits.classes[0]}): a classifier needs at least two class "
+                        "folders (a folder of images per class)")
+    if record is not None and (change := describe_change(record, splits)):
+        log.warning("%s changed since the run started (%s); the recorded held-out images that remain stay held "
+                    "out", data, change)
+    if not len(splits.val):
+        raise DataError(f"no validation images left in {data}: the run's held-out images are gone")
+    splits.train = take_balanced(splits.train, recipe.train_images, seed)
+    splits.val = take_balanced(splits.val, recipe.val_images, seed)
+    return splits
 
 
 def _write_csv(run_dir: Path, history: list[dict]) -> None:
@@ -177,6 +210,7 @@ def train(
         if state is None:
             raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
         model_name, data, seed, deterministic = run["model"], run["data"], run["seed"], run["deterministic"]
+        data = run.get("data_path", data)  # absolute: resumable from any folder
         strict = run.get("strict", False)
         saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
         if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
@@ -195,13 +229,13 @@ def train(
 
     if not dist.main:
         barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
-    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress, strict=strict)
+    record = read_split(run_dir) if resume else None
+    splits = _load_splits(data, recipe, seed, strict, progress, record)
     if dist.main:
         barrier(dist)
-    if splits.train is None or splits.val is None:
-        raise VggnetError(f"dataset {data} needs images to train on and a validation split")
-    splits.train = take_balanced(splits.train, recipe.train_images, seed)
-    splits.val = take_balanced(splits.val, recipe.val_images, seed)
+    summary = summarize(splits)
+    if dist.main:
+        print(format_summary(summary), file=sys.stderr, flush=True)
     size = recipe.image_size or splits.native_size or 224
     model_kwargs = _model_kwargs(model_name, recipe, len(splits.classes), size)
     model = create_model(model_name, **model_kwargs)
@@ -255,14 +289,18 @@ def train(
             "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
             "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory, "data": str(data),
             "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
+    run_info = {
+        "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
+        "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
+        "model_kwargs": model_kwargs, "image_size": size, "train_images": len(splits.train),
+        "val_images": len(splits.val), "skipped_images": splits.skipped, "data_summary": summary,
+        "device": str(device), "processes": dist.world, "torch": torch.__version__, "vggnet": __version__,
+    }
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "run.json", {
-            "model": model_name, "data": str(data), "seed": seed, "deterministic": deterministic, "strict": strict,
-            "recipe": dataclasses.asdict(recipe), "model_kwargs": model_kwargs, "image_size": size,
-            "train_images": len(splits.train), "val_images": len(splits.val), "skipped_images": splits.skipped,
-            "device": str(device), "processes": dist.world, "torch": torch.__version__, "vggnet": __version__,
-        })
+        if record is None:  # a new run (or one from before splits were recorded)
+            write_split(run_dir, data, splits)
+        _write_json(run_dir / "run.json", run_info)
     writer = _tensorboard(run_dir) if dist.main else None
     val_transform = lambda x: transform(x, train=False)  # noqa: E731
     val = None  # the latest validation pass, reused for the final report
@@ -278,8 +316,6 @@ def train(
         with progress_bar(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches), enabled=progress) as bar:
             for step, (images, labels) in enumerate(train_batches):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                if not splits.in_memory and (labels < 0).any():  # undecodable streamed images
-                    images, labels = images[labels >= 0], labels[labels >= 0]
                 loss, logits = train_step(step_model, images, labels, transform, optimizer, dtype=dtype,
                                           label_smoothing=recipe.label_smoothing, generator=augment_gen,
                                           accumulate=recipe.accumulate)
@@ -296,11 +332,16 @@ def train(
                     n, rate = total_seen.item(), seen / (time.perf_counter() - t0) * dist.world
                     bar.note(f"loss {total_loss.item() / n:.3f}  acc {total_correct.item() / n:.1%}  {rate:.0f} img/s")
         train_seconds = time.perf_counter() - t0
-        new_skips = set(getattr(train_batches, "skipped", ())) - set(splits.skipped)
+        new_skips = {**getattr(train_batches, "skipped", {}), **getattr(val_batches, "skipped", {})}
+        new_skips = {n: why for n, why in new_skips.items() if n not in splits.skipped}
         if new_skips:  # streamed images are decoded as they are read: report each bad file once
-            splits.skipped.update(dict.fromkeys(new_skips, "cannot be decoded"))
+            splits.skipped.update(new_skips)
             log.warning("epoch %d: %d undecodable images skipped (first: %s); --strict stops instead",
                         epoch, len(new_skips), min(new_skips))
+            if dist.main:  # the summary in run.json lists them too
+                run_info["skipped_images"] = splits.skipped
+                summary["undecodable"] = files_summary(splits.skipped)
+                _write_json(run_dir / "run.json", run_info)
         loss_sum, correct, total_seen = sum_across(dist, loss_sum, correct, torch.tensor(seen, device=device))
         seen = int(total_seen.item())
         _stop_if_diverged(loss_sum, epoch, len(train_batches) - 1, history)

@@ -1,0 +1,156 @@
+"""The layout rule: which files are images, which folders are classes, which are splits.
+
+One rule for directories and archives alike (docs/data.md states it for users):
+
+1. Hidden files and folders (a name starting with ``.``), desktop litter (``__MACOSX``,
+   ``Thumbs.db``, ``desktop.ini``, ...) and vggnet's own run folders are ignored.
+2. An image is a file with an image extension, or a file with no extension whose first bytes
+   are an image signature. Other files are ignored.
+3. Class folders are the folders that directly hold images and have no image-holding folder
+   below them; a class is named by its folder. Images elsewhere (beside class folders, in a
+   folder that also has class folders inside) are ignored.
+4. A split is the nearest folder above a class folder named train/training, val/valid/validation
+   or test/testing (any case). Either every class folder is inside a split or none is.
+5. The class folders of one split are side by side in one folder; otherwise the layout is
+   ambiguous and loading stops with one line that says what was found.
+6. A class folder named like a split is taken as a class only beside at least two class folders
+   that are not; a split-named folder of images beside split folders is unlabelled (ignored).
+
+Everything ignored is returned with the reason, so the caller can list it; nothing ignored ever
+becomes a class.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vggnet.data.decode import IMAGE_EXTENSIONS
+from vggnet.data.sources import printable
+from vggnet.errors import DataError
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test", "testing": "test"}
+LITTER_FOLDERS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information", "__pycache__"})
+LITTER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+RUN_MARKERS = ("run.json", "metrics.json")  # beside report.md: a folder vggnet wrote
+
+
+@dataclass
+class Layout:
+    """``splits``: split name ('train', 'val', 'test' or 'all' when none is given) -> [(file, class)];
+    ``ignored``: file -> why it is not used; ``roots``: split -> the folder holding its classes."""
+
+    splits: dict[str, list[tuple[str, str]]]
+    ignored: dict[str, str] = field(default_factory=dict)
+    roots: dict[str, str] = field(default_factory=dict)
+
+
+def _run_folders(names: list[str]) -> set[str]:
+    present = set(names)
+    return {posixpath.dirname(n) for n in names
+            if posixpath.basename(n) == "report.md"
+            and any(posixpath.join(posixpath.dirname(n), m) in present for m in RUN_MARKERS)}
+
+
+def _why_not(name: str, run_folders: set[str], is_image: Callable[[str], bool]) -> str | None:
+    """Why a file is not a candidate image, or None when it is one."""
+    parts = name.split("/")
+    if any(p.startswith(".") for p in parts):
+        return "hidden"
+    if any(p.lower() in LITTER_FOLDERS for p in parts[:-1]) or parts[-1].lower() in LITTER_FILES:
+        return "desktop litter"
+    if any(name.startswith(f"{run}/") or not run for run in run_folders):
+        return "inside a vggnet run folder"
+    suffix = posixpath.splitext(parts[-1])[1].lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return None
+    if not suffix:
+        return None if is_image(name) else "no extension, and its content is not an image"
+    return f"not an image ({suffix})"
+
+
+def _split_of(folder: str) -> tuple[str, str] | None:
+    """(split, the split folder's path) for the nearest split-named folder above ``folder``."""
+    parts = folder.split("/")[:-1]
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].lower() in SPLIT_ALIASES:
+            return SPLIT_ALIASES[parts[i].lower()], "/".join(parts[: i + 1])
+    return None
+
+
+def _show(folder: str, root: str) -> str:
+    return printable(posixpath.join(root, folder) if folder else root)
+
+
+def _class_folders(images: dict[str, list[str]], ignored: dict[str, str]) -> list[str]:
+    """Rule 3: the image folders with no image folder below them; others' images are ignored."""
+    above = {"/".join(f.split("/")[:i]) for f in images for i in range(f.count("/") + 1)}
+    classes = sorted(f for f in images if f not in above)
+    for folder in set(images) - set(classes):
+        for name in images[folder]:
+            ignored[name] = "not in a class folder"
+    return classes
+
+
+def _unlabelled_splits(classes: list[str], images: dict[str, list[str]], ignored: dict[str, str]) -> list[str]:
+    """A split-named folder holding images beside split folders that hold classes (Kaggle's
+    ``test/`` of unlabelled images beside ``train/<class>/``) is no class: its images are ignored."""
+    split_parents = {posixpath.dirname(found[1]) for f in classes if (found := _split_of(f))}
+    kept = []
+    for folder in classes:
+        if posixpath.basename(folder).lower() in SPLIT_ALIASES and _split_of(folder) is None \
+                and posixpath.dirname(folder) in split_parents:
+            for name in images[folder]:
+                ignored[name] = "directly in a split folder, with no class folder (unlabelled)"
+        else:
+            kept.append(folder)
+    return kept
+
+
+def _group(classes: list[str], root: str) -> dict[str, list[str]]:
+    """Rules 4-6: class folders by split, each split's classes side by side, splits not mixed up
+    with classes."""
+    groups: dict[str, list[str]] = {}
+    for folder in classes:
+        found = _split_of(folder)
+        groups.setdefault(found[0] if found else "all", []).append(folder)
+    if "all" in groups and len(groups) > 1:
+        inside = ", ".join(sorted(s for s in groups if s != "all"))
+        raise DataError(f"{root} has split folders ({inside}) and class folders outside them "
+                        f"({_show(groups['all'][0], root)}): move those into a split, or point --data at one part")
+    for split, folders in groups.items():
+        where = sorted({posixpath.dirname(f) for f in folders})
+        if len(where) > 1:
+            raise DataError(f"the class folders of {split!r} are in two places, {_show(where[0], root)} and "
+                            f"{_show(where[1], root)}: classes must be folders side by side; keep one copy or "
+                            "point --data at one of them")
+        named = [f for f in folders if posixpath.basename(f).lower() in SPLIT_ALIASES]
+        if named and len(folders) - len(named) < 2:
+            raise DataError(f"{_show(named[0], root)} holds images directly, but it is named like a split: put "
+                            "each class's images in a folder named after the class (inside each split folder)")
+    return groups
+
+
+def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str = ".") -> Layout:
+    """Apply the rule to the files of a dataset (relative POSIX names); ``root`` names it in errors."""
+    ignored: dict[str, str] = {}
+    runs = _run_folders(names)
+    images: dict[str, list[str]] = {}  # folder -> its images
+    for name in names:
+        why = _why_not(name, runs, is_image)
+        if why:
+            ignored[name] = why
+        else:
+            images.setdefault(posixpath.dirname(name), []).append(name)
+    if not images:
+        return Layout({}, ignored)
+    classes = _unlabelled_splits(_class_folders(images, ignored), images, ignored)
+    if not classes:
+        raise DataError(f"{root} holds images but no class folders: put each class's images in a folder "
+                        "named after the class")
+    groups = _group(classes, root)
+    splits = {split: [(name, posixpath.basename(f)) for f in folders for name in sorted(images[f])]
+              for split, folders in groups.items()}
+    return Layout(splits, ignored, {split: posixpath.dirname(folders[0]) for split, folders in groups.items()})

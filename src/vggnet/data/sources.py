@@ -1,0 +1,295 @@
+"""The files of a dataset folder or archive, listed and read the same way for a directory, a
+.tar/.tar.gz and a .zip.
+
+Symbolic links are followed (a class folder may be a link), with a guard against cycles: a link
+back to one of its own parent folders is listed as ignored, never walked forever. Inside an
+archive, hard and symbolic links resolve to the member holding the data, and a link or name that
+leads outside the archive is ignored. Names are relative POSIX paths; a name that is not valid
+UTF-8 keeps its bytes as surrogate escapes (see :func:`printable`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from vggnet.data.decode import BadImage
+from vggnet.errors import DataError
+
+MAX_IMAGE_BYTES = 1 << 30
+"""No image file people train on is larger; a bigger 'image' is refused before it is read."""
+MAX_LINK_HOPS = 40  # as the Linux kernel allows
+
+
+def printable(name: str) -> str:
+    """A file name as text that can always be printed: undecodable bytes become ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+Listing = dict[str, str]  # name -> 'file' | why it is not one (a broken link, a cycle, a device ...)
+
+
+def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[str], object]) -> Listing:
+    """Depth-first over ``children(dir) -> [(name, 'file'|'dir'|why)]``, never re-entering a folder
+    that is its own ancestor (``identity`` tells folders apart through links)."""
+    found: Listing = {}
+
+    def visit(folder: str, ancestors: frozenset) -> None:
+        for name, kind in children(folder):
+            path = f"{folder}/{name}" if folder else name
+            if kind != "dir":
+                found[path] = kind
+                continue
+            ident = identity(path)
+            if ident in ancestors:
+                found[path + "/"] = "a link to one of its own parent folders (a cycle)"
+                continue
+            visit(path, ancestors | {ident})
+
+    visit("", frozenset({identity("")}))
+    return found
+
+
+class FileSource:
+    """A dataset's files: :meth:`files` lists them, :meth:`read` returns one's bytes."""
+
+    path: Path
+
+    def files(self) -> Listing:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def where(self, name: str) -> str:
+        """Where a file is, as a user would look for it: a path, or ``archive:member``."""
+        return f"{self.path}:{printable(name)}"
+
+    def fingerprint(self) -> str:
+        """Changes when any file changes."""
+        raise NotImplementedError
+
+
+class DirectorySource(FileSource):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _children(self, folder: str) -> list[tuple[str, str]]:
+        out = []
+        try:
+            entries = list(os.scandir(self.path / folder))
+        except OSError as err:
+            if not folder:
+                raise DataError(f"cannot list {self.path}: {err.strerror}") from None
+            return [("", f"a folder that cannot be listed ({err.strerror})")]
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError:
+                out.append((entry.name, "a broken link" if entry.is_symlink() else "cannot be read"))
+                continue
+            kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            out.append((entry.name, kind))
+        return out
+
+    def _identity(self, folder: str) -> tuple[int, int]:
+        st = os.stat(self.path / folder)
+        return st.st_dev, st.st_ino
+
+    def files(self) -> Listing:
+        return _walk(self._children, self._identity)
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        path = self.path / name
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO or device since the listing
+                raise BadImage("not a regular file")
+            if limit is None and st.st_size > MAX_IMAGE_BYTES:
+                raise BadImage(f"{st.st_size / 2**30:.1f} GiB: larger than any image vggnet reads")
+            return f.read(limit if limit is not None else MAX_IMAGE_BYTES)
+
+    def where(self, name: str) -> str:
+        return printable(str(self.path / name))
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(_encoded(str(self.path.resolve())))
+        for name, kind in sorted(self.files().items()):
+            if kind == "file":
+                st = os.stat(self.path / name)
+                h.update(_encoded(f"{name}|{st.st_size}|{st.st_mtime_ns}\n"))
+        return h.hexdigest()[:24]
+
+
+class _ArchiveTree:
+    """Folders, files and links of an archive's member names, to walk like a directory."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, object] = {}  # name -> what to read
+        self.links: dict[str, str] = {}  # name -> target name (normalised, inside the archive)
+        self.dirs: dict[str, dict[str, None]] = {"": {}}  # folder -> its entries, in order
+        self.ignored: Listing = {}
+
+    def add(self, name: str, kind: str, payload: object = None) -> None:
+        """Add a member; a link's ``payload`` is its target, already relative to the archive's top."""
+        clean = posixpath.normpath(name)
+        if name.startswith("/") or clean.startswith(".."):
+            self.ignored[name] = "a name outside the archive's folder"
+            return
+        if clean == ".":
+            return
+        if kind == "link":
+            target = posixpath.normpath(str(payload))
+            if str(payload).startswith("/") or target.startswith(".."):
+                self.ignored[name] = "a link to a file outside the archive"
+                return
+            payload = target
+        parts = clean.split("/")
+        for i in range(len(parts)):
+            parent, child = "/".join(parts[:i]), parts[i]
+            self.dirs.setdefault(parent, {})[child] = None
+        if kind == "dir":
+            self.dirs.setdefault(clean, {})
+        elif kind == "link":
+            self.links[clean] = payload  # type: ignore[assignment]
+        else:
+            self.files[clean] = payload
+
+    def resolve(self, name: str) -> str | None:
+        """The file or folder a name leads to through links; None if it leads nowhere or outside."""
+        for _ in range(MAX_LINK_HOPS):
+            if name in self.files or name in self.dirs:
+                return name
+            if name not in self.links:
+                head, _, tail = name.rpartition("/")
+                if head and (real := self.resolve(head)) is not None and real != head:
+                    name = f"{real}/{tail}"  # a link among the parent folders
+                    continue
+                return None
+            name = self.links[name]
+        return None
+
+    def children(self, folder: str) -> list[tuple[str, str]]:
+        real = self.resolve(folder) if folder else ""
+        out = []
+        for child in self.dirs.get(real if real is not None else folder, {}):
+            target = self.resolve(f"{real}/{child}" if real else child)
+            if target is None:
+                out.append((child, "a link that leads nowhere inside the archive"))
+            else:
+                out.append((child, "dir" if target in self.dirs else "file"))
+        return out
+
+
+class ArchiveSource(FileSource):
+    """A .tar/.tar.gz/.tar.bz2/.tar.xz or .zip; each process opens its own handle (DataLoader workers)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: tarfile.TarFile | zipfile.ZipFile | None = None
+        self._pid = -1
+        self._tree: _ArchiveTree | None = None
+
+    def _open(self) -> _ArchiveTree:
+        if self._tree is None or self._pid != os.getpid():
+            try:
+                if zipfile.is_zipfile(self.path):
+                    self._handle, self._tree = _zip_tree(self.path)
+                else:
+                    self._handle, self._tree = _tar_tree(self.path)
+            except (tarfile.ReadError, zipfile.BadZipFile):  # tarfile's own text lists per-codec attempts
+                raise DataError(f"cannot read archive {self.path}: not a tar or zip archive, or a damaged one") \
+                    from None
+            except (tarfile.TarError, OSError, EOFError) as err:
+                raise DataError(f"cannot read archive {self.path}: {err}") from None
+            self._pid = os.getpid()
+        return self._tree
+
+    def files(self) -> Listing:
+        tree = self._open()
+        found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "")
+        return {**tree.ignored, **found}
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        tree = self._open()
+        member = tree.files[tree.resolve(name) or name]
+        size = member.size if isinstance(member, tarfile.TarInfo) else member.file_size  # type: ignore[union-attr]
+        if limit is None and size > MAX_IMAGE_BYTES:
+            raise BadImage(f"{size / 2**30:.1f} GiB: larger than any image vggnet reads")
+        try:
+            if isinstance(self._handle, zipfile.ZipFile):
+                with self._handle.open(member) as f:  # type: ignore[arg-type]
+                    return f.read(limit if limit is not None else MAX_IMAGE_BYTES)
+            f = self._handle.extractfile(member)  # type: ignore[union-attr,arg-type]
+            return f.read(limit if limit is not None else size) if f is not None else b""
+        except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, RuntimeError, NotImplementedError) as err:
+            raise BadImage(f"cannot be read from the archive ({err})") from None
+
+    def fingerprint(self) -> str:
+        st = self.path.stat()
+        return hashlib.sha256(_encoded(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}")).hexdigest()[:24]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handle": None, "_pid": -1, "_tree": None}
+
+
+def _tar_tree(path: Path) -> tuple[tarfile.TarFile, _ArchiveTree]:
+    handle = tarfile.open(path)  # noqa: SIM115  (kept open: members are read on demand)
+    tree = _ArchiveTree()
+    for m in handle.getmembers():
+        if m.isdir():
+            tree.add(m.name, "dir")
+        elif m.issym():  # relative to the link's own folder
+            target = m.linkname if m.linkname.startswith("/") else posixpath.join(posixpath.dirname(m.name), m.linkname)
+            tree.add(m.name, "link", target)
+        elif m.islnk():  # a hard link: the same data as a member stored earlier, named from the top
+            tree.add(m.name, "link", m.linkname)
+        elif m.isreg():
+            tree.add(m.name, "file", m)
+        else:
+            tree.ignored[m.name] = "not a regular file"
+    return handle, tree
+
+
+def _zip_tree(path: Path) -> tuple[zipfile.ZipFile, _ArchiveTree]:
+    handle = zipfile.ZipFile(path)
+    tree = _ArchiveTree()
+    for info in handle.infolist():
+        if info.is_dir():
+            tree.add(info.filename, "dir")
+        elif stat.S_ISLNK(info.external_attr >> 16):
+            tree.ignored[info.filename] = "a symbolic link stored in a zip (not followed)"
+        else:
+            tree.add(info.filename, "file", info)
+    return handle, tree
+
+
+def open_source(path: Path) -> FileSource:
+    """A directory or an archive's files."""
+    if path.is_dir():
+        return DirectorySource(path)
+    if path.is_file():
+        return ArchiveSource(path)
+    raise DataError(f"{path} is neither a folder nor an archive file")
+
+
+def head(source: FileSource, name: str, n: int) -> bytes:
+    """The first ``n`` bytes of a file (to recognise an image by its content)."""
+    try:
+        return source.read(name, limit=n)
+    except (OSError, BadImage):
+        return b""
+
+
+def iter_files(listing: Listing) -> Iterator[str]:
+    return (name for name, kind in listing.items() if kind == "file")

@@ -1,0 +1,73 @@
+"""A run's validation split, written beside it (``split.json``), so that resuming keeps the same
+held-out images and ``vggnet evaluate`` on the data a run trained on scores exactly those images
+-- never the training ones -- even after files were added or removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vggnet.atomic import atomic_write_text
+from vggnet.data.datasets import DataSplits
+from vggnet.errors import CheckpointError
+
+SPLIT_FILE = "split.json"
+
+
+def data_identity(spec: str | os.PathLike[str]) -> str:
+    """``cifar10``/``sample`` as they are; a path made absolute, so runs compare it from any folder."""
+    text = os.fspath(spec)
+    if text in ("cifar10", "sample") or not Path(text).expanduser().exists():
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def write_split(run_dir: Path, spec: str | os.PathLike[str], data: DataSplits) -> None:
+    """Record which images the run holds out (None: the dataset's own val split)."""
+    record = {"data": data_identity(spec), "held_out": data.held_out,
+              "train_images": len(data.train) if data.train is not None else 0,
+              "val_images": len(data.val) if data.val is not None else 0}
+    atomic_write_text(run_dir / SPLIT_FILE, json.dumps(record) + "\n")
+
+
+def read_split(run_dir: Path) -> dict | None:
+    """The record written by :func:`write_split`; None when the run has none (made before it existed)."""
+    path = run_dir / SPLIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        held = record["held_out"]
+        if not isinstance(record["data"], str) or not (held is None or all(isinstance(n, str) for n in held)):
+            raise ValueError("unexpected contents")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"cannot read {path}: {err}; it records the run's held-out images") from None
+    return record
+
+
+def run_dir_of(checkpoint: str | os.PathLike[str]) -> Path | None:
+    """The run folder a checkpoint path belongs to: the run dir itself, ``checkpoints/``, an epoch
+    folder or its weights file; None for a file outside any run."""
+    path = Path(checkpoint).resolve()
+    for candidate in (path, *path.parents[:3]):
+        if (candidate / "run.json").is_file():
+            return candidate
+    return None
+
+
+def describe_change(record: dict, data: DataSplits) -> str | None:
+    """What changed in the data since the split was recorded, in words; None when nothing did."""
+    held = record["held_out"] or []
+    now_val = len(data.val) if data.val is not None else 0
+    now_train = len(data.train) if data.train is not None else 0
+    gone_val = len(held) - now_val if record["held_out"] is not None else record["val_images"] - now_val
+    train_delta = now_train - record["train_images"]
+    if not gone_val and not train_delta:
+        return None
+    parts = []
+    if train_delta:
+        parts.append(f"{abs(train_delta)} training images {'added' if train_delta > 0 else 'removed'}")
+    if gone_val:
+        parts.append(f"{abs(gone_val)} held-out images {'gone' if gone_val > 0 else 'added'}")
+    return ", ".join(parts)

@@ -1,0 +1,236 @@
+"""The layout rule on generated trees (directories, tar and zip alike) and on the folders people
+really bring: stray files, split folders in any case, links, hard links, odd names, litter."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import image_bytes
+from vggnet.data.datasets import load_data
+from vggnet.data.folders import scan_folder
+from vggnet.errors import DataError
+
+JPEG = image_bytes((200, 30, 30), size=8)
+PNG = image_bytes((30, 30, 200), size=8, fmt="PNG")
+
+# ---- an independent statement of the rule, over a tree description -------------------------------
+# A tree is {path: bytes}. The generator below knows what every file is; `expected` states the rule
+# from that knowledge alone: {split: {file: class}} for the images that must be used, everything else
+# must be ignored.
+
+SPLIT_SPELLINGS = {"train": ["train", "Train", "TRAINING", "training"], "val": ["val", "Valid", "validation"],
+                   "test": ["test", "Testing", "TEST"]}
+SPLIT_WORDS = {"train", "training", "val", "valid", "validation", "test", "testing"}
+NAME = st.text(alphabet="abcxyzé日-_ 0", min_size=1, max_size=6).filter(
+    lambda s: s.strip() == s and s.lower() not in SPLIT_WORDS)
+
+
+@st.composite
+def trees(draw):
+    wrap = draw(st.lists(NAME, max_size=2))
+    splits = draw(st.one_of(st.just([]), st.lists(st.sampled_from(["train", "val", "test"]), min_size=1, max_size=3,
+                                                  unique=True)))
+    classes = draw(st.lists(NAME, min_size=2, max_size=4, unique_by=str.lower))
+    files, expected = {}, {}
+    base = "/".join(wrap)
+    for split in splits or ["all"]:
+        folder = f"{base}/{draw(st.sampled_from(SPLIT_SPELLINGS[split]))}" if split != "all" else base
+        for cls in classes:
+            for i in range(draw(st.integers(1, 3))):
+                kind = draw(st.sampled_from(["jpg", "JPG", "png", "none"]))
+                name = f"{folder}/{cls}/{i}" + ("" if kind == "none" else f".{kind}")
+                files[name.lstrip("/")] = PNG if kind in ("png", "none") else JPEG
+                expected.setdefault(split, {})[name.lstrip("/")] = cls
+    noise = [{f"{base}/preview.jpg": JPEG}, {f"{base}/.hidden/{classes[0]}/x.jpg": JPEG},
+             {f"{base}/__MACOSX/{classes[0]}/._0.jpg": b"\x00\x05\x16\x07"}, {f"{base}/{classes[0]}-notes.txt": b"hi"},
+             {f"{base}/Thumbs.db": b"\x00"},
+             {f"{base}/run/report.md": b"# r", f"{base}/run/run.json": b"{}", f"{base}/run/curves.png": PNG}]
+    for group in draw(st.lists(st.sampled_from(range(len(noise))), unique=True)):
+        files.update({k.lstrip("/"): v for k, v in noise[group].items()})
+    return files, expected
+
+
+def write_dir(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def write_tar_of(path: Path, files: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_zip_of(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return path
+
+
+def mapping(path: Path) -> dict[str, dict[str, str]]:
+    scan = scan_folder(path)
+    return {split: {name: index.classes[label] for name, label in index.entries}
+            for split, index in scan.splits.items()}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tree=trees())
+def test_generated_trees_give_the_rules_classes_as_folders_and_archives(tree, tmp_path_factory):
+    files, expected = tree
+    where = tmp_path_factory.mktemp("tree")
+    made = (write_dir(where / "d", files), write_tar_of(where / "t.tar", files), write_zip_of(where / "z.zip", files))
+    for path in made:
+        assert mapping(path) == expected, path
+        scan = scan_folder(path)
+        used = {n for split in expected.values() for n in split}
+        assert set(scan.ignored) >= {n.lstrip("/") for n in files} - used  # every other file is listed
+
+
+# ---- the rows of the issue, one by one ---------------------------------------------------------------
+
+def cats_and_dogs(root: Path, per_class: int = 3) -> Path:
+    return write_dir(root, {f"{c}/{i}.jpg": JPEG for c in ("cat", "dog") for i in range(per_class)})
+
+
+def test_a_stray_image_beside_class_folders_is_listed_not_a_class(tmp_path, caplog):
+    root = cats_and_dogs(tmp_path / "data" / "mydata")
+    (root / "preview.jpg").write_bytes(JPEG)
+    with caplog.at_level("WARNING", logger="vggnet"):
+        splits = load_data(tmp_path / "data", progress=False, whole=True)
+    assert splits.classes == ["cat", "dog"] and len(splits.val) == 6
+    assert splits.ignored["mydata/preview.jpg"] == "not in a class folder"
+    assert "mydata/preview.jpg (not in a class folder)" in caplog.text
+
+
+@pytest.mark.parametrize("names", [("Train", "Test", "Validation"), ("training", "testing"), ("TRAIN", "VAL")])
+def test_split_folders_in_any_case_and_spelling_are_splits(tmp_path, names):
+    for name in names:
+        cats_and_dogs(tmp_path / "d" / name)
+    scan = scan_folder(tmp_path / "d")
+    canonical = {"train": "train", "training": "train", "test": "test", "testing": "test", "validation": "val",
+                 "val": "val"}
+    assert set(scan.splits) == {canonical[n.lower()] for n in names}
+    assert all(index.classes == ["cat", "dog"] for index in scan.splits.values())
+
+
+def test_images_directly_in_split_folders_stop_with_one_line(tmp_path):
+    write_dir(tmp_path / "d", {f"{s}/{i}.jpg": JPEG for s in ("train", "test") for i in range(3)})
+    with pytest.raises(DataError, match=r"(train|test) holds images directly, but it is named like a split") as err:
+        scan_folder(tmp_path / "d")
+    assert "\n" not in str(err.value)
+
+
+def test_a_class_named_like_a_split_among_others_is_a_class(tmp_path):
+    write_dir(tmp_path / "d", {f"{c}/0.jpg": JPEG for c in ("bus", "car", "train")})  # CIFAR-100 has 'train'
+    assert scan_folder(tmp_path / "d").splits["all"].classes == ["bus", "car", "train"]
+
+
+def test_unlabelled_test_images_beside_class_splits_are_listed(tmp_path):
+    cats_and_dogs(tmp_path / "d" / "train")
+    write_dir(tmp_path / "d", {"test/1.jpg": JPEG, "test/2.jpg": JPEG})
+    scan = scan_folder(tmp_path / "d")
+    assert set(scan.splits) == {"train"} and scan.ignored["test/1.jpg"].startswith("directly in a split folder")
+
+
+@pytest.mark.parametrize("tree", [
+    {"train/cat/0.jpg": JPEG, "train/dog/0.jpg": JPEG, "extra/cat/0.jpg": JPEG},  # split and non-split
+    {"a/cat/0.jpg": JPEG, "a/dog/0.jpg": JPEG, "b/c/bird/0.jpg": JPEG},  # classes at two depths
+    {"x/train/cat/0.jpg": JPEG, "x/train/dog/0.jpg": JPEG, "x/x/train/cat/0.jpg": JPEG},  # two copies
+])
+def test_ambiguous_layouts_stop_with_one_line(tmp_path, tree):
+    with pytest.raises(DataError) as err:
+        scan_folder(write_dir(tmp_path / "d", tree))
+    assert "\n" not in str(err.value) and ("two places" in str(err.value) or "outside them" in str(err.value))
+
+
+def test_images_with_no_class_folder_at_all(tmp_path):
+    write_dir(tmp_path / "d", {"0.jpg": JPEG, "1.jpg": JPEG})
+    with pytest.raises(DataError, match="holds images but no class folders"):
+        scan_folder(tmp_path / "d")
+
+
+def test_a_symlinked_class_folder_is_a_class_and_a_cycle_is_listed(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    elsewhere = write_dir(tmp_path / "elsewhere", {"bird/0.jpg": JPEG, "bird/1.jpg": JPEG})
+    os.symlink(elsewhere / "bird", root / "bird")
+    os.symlink(root, root / "cat" / "loop")  # back to an ancestor
+    os.symlink(tmp_path / "nowhere", root / "dog" / "broken.jpg")
+    scan = scan_folder(root)
+    assert scan.splits["all"].classes == ["bird", "cat", "dog"] and len(scan.splits["all"]) == 8
+    assert "cycle" in scan.ignored["cat/loop/"] and scan.ignored["dog/broken.jpg"] == "a broken link"
+
+
+def test_hard_links_and_symlinks_in_a_tar_resolve_to_their_data(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    os.link(root / "cat" / "0.jpg", root / "cat" / "copy.jpg")
+    os.link(root / "dog" / "0.jpg", root / "dog" / "copy.jpg")
+    os.symlink("cat", root / "kitty")
+    with tarfile.open(tmp_path / "d.tar", "w") as tar:  # plain tar stores the repeats as links
+        tar.add(root, arcname="d")
+    with tarfile.open(tmp_path / "d.tar") as tar:
+        kinds = {m.name: m.type for m in tar.getmembers()}
+    assert kinds["d/dog/copy.jpg"] == tarfile.LNKTYPE or kinds["d/dog/0.jpg"] == tarfile.LNKTYPE
+    splits = load_data(tmp_path / "d.tar", whole=True, progress=False)
+    assert splits.classes == ["cat", "dog", "kitty"] and len(splits.val) == 12 and not splits.skipped
+
+
+def test_links_out_of_an_archive_are_ignored(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    with tarfile.open(tmp_path / "d.tar", "w") as tar:
+        tar.add(root, arcname=".")
+        for name, target in (("cat/passwd.jpg", "/etc/passwd"), ("dog/up.jpg", "../../etc/passwd")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    scan = scan_folder(tmp_path / "d.tar")
+    assert len(scan.splits["all"]) == 6
+    assert scan.ignored["cat/passwd.jpg"] == scan.ignored["dog/up.jpg"] == "a link to a file outside the archive"
+
+
+def test_names_that_are_not_utf8_and_non_ascii_classes_work(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    (root / "café").mkdir()
+    for i in range(2):
+        (root / "café" / f"{i}.jpg").write_bytes(JPEG)
+    os.rename(root / "dog" / "0.jpg", os.path.join(os.fsencode(root / "dog"), b"\xff\xfe.jpg"))
+    splits = load_data(root, whole=True, progress=False)
+    assert splits.classes == ["café", "cat", "dog"] and len(splits.val) == 8
+    assert "dog/\udcff\udcfe.jpg" in splits.val.names
+
+
+def test_extensionless_images_are_recognised_by_content_and_other_files_listed(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    (root / "cat" / "IMG_0001").write_bytes(PNG)
+    (root / "cat" / "LICENSE").write_bytes(b"MIT")
+    (root / "dog" / "labels.csv").write_bytes(b"a,b")
+    scan = scan_folder(root)
+    names = {n for n, _ in scan.splits["all"].entries}
+    assert "cat/IMG_0001" in names and len(names) == 7
+    assert scan.ignored["cat/LICENSE"].startswith("no extension") and scan.ignored["dog/labels.csv"].endswith("(.csv)")
+
+
+def test_a_run_folder_inside_the_dataset_is_never_data(tmp_path):
+    from vggnet.train.loop import train
+    from vggnet.train.recipes import get_recipe
+
+    root = write_dir(tmp_path / "d", {f"{c}/{i}.png": image_bytes(col, size=32, fmt="PNG")
+                                      for c, col in (("red", (250, 0, 0)), ("blue", (0, 0, 250))) for i in range(6)})
+    recipe = get_recipe("cifar", {"epochs": "1", "batch_size": "4", "val_fraction": "0.34", "workers": "0"})
+    train("vgg11", root, recipe, out=root / "runs" / "first", progress=False, device="cpu")
+    assert (root / "runs" / "first" / "curves.png").exists()
+    scan = scan_folder(root)
+    assert scan.splits["all"].classes == ["blue", "red"] and scan.ignored["runs/first/curves.png"].startswith("inside")

@@ -1,0 +1,103 @@
+"""The split is part of the run: resume keeps it, evaluate scores exactly the held-out images, and
+a dataset that cannot train a classifier stops before any work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import colour_folders
+from vggnet.errors import DataError, VggnetError
+from vggnet.evaluate.run import evaluate_checkpoint
+from vggnet.train.loop import train
+from vggnet.train.recipes import get_recipe
+
+RECIPE = {"epochs": "1", "batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "workers": "0"}
+
+
+@pytest.fixture
+def flat_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    data = colour_folders(tmp_path / "colours", per_class=12)  # flat: vggnet makes the val split
+    train("vgg11_bn", data, get_recipe("cifar", RECIPE), tmp_path / "run", progress=False, device="cpu")
+    return tmp_path, data
+
+
+def held_out(run) -> list[str]:
+    return json.loads((run / "split.json").read_text())["held_out"]
+
+
+def test_run_records_its_held_out_images(flat_run):
+    root, _ = flat_run
+    held = held_out(root / "run")
+    assert len(held) == 9 and {h.split("/")[0] for h in held} == {"red", "green", "blue"}
+    summary = json.loads((root / "run" / "run.json").read_text())["data_summary"]
+    assert summary["images"] == {"train": 27, "val": 9} and summary["per_class"]["train"] == [9, 9, 9]
+
+
+def test_evaluate_on_the_training_folder_scores_only_held_out_images(flat_run):
+    root, data = flat_run
+    m = evaluate_checkpoint(root / "run", data, root / "ev", progress=False)
+    assert (m["split"], m["images"]) == ("val", 9) and m["images_are"] == "the 9 images the run held out"
+    trained = json.loads((root / "run" / "metrics.json").read_text())
+    assert m["confusion_matrix"] == trained["confusion_matrix"]
+    everything = evaluate_checkpoint(root / "run", data, root / "ev-all", split="all", progress=False)
+    assert everything["images"] == 36 and "training images included" in everything["images_are"]
+    elsewhere = root / "copy"  # the same folder under another path is another dataset: scored whole, said so
+    shutil.copytree(data, elsewhere)
+    assert evaluate_checkpoint(root / "run", elsewhere, root / "ev-copy", progress=False)["split"] == "all"
+    with pytest.raises(VggnetError, match="did not train on it: --split all"):
+        evaluate_checkpoint(root / "run", elsewhere, root / "ev-x", split="val", progress=False)
+
+
+def test_resume_after_images_were_added_and_removed_keeps_the_held_out_images(flat_run, caplog):
+    root, data = flat_run
+    held = held_out(root / "run")
+    (data / held[0]).unlink()  # one held-out image gone
+    trained_on = next(p for p in (data / "red").iterdir() if f"red/{p.name}" not in held)
+    shutil.copy(trained_on, data / "red" / "new.png")  # one new image
+    with caplog.at_level("WARNING", logger="vggnet"):
+        train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
+    assert "1 training images added, 1 held-out images gone" in caplog.text
+    assert held_out(root / "run") == held  # the record stands
+    run = json.loads((root / "run" / "run.json").read_text())
+    assert (run["train_images"], run["val_images"]) == (28, 8)
+    m = evaluate_checkpoint(root / "run", data, root / "ev", progress=False)
+    assert m["images"] == 8  # no training image moved into validation
+
+
+def test_one_class_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    data = colour_folders(tmp_path / "c", per_class=6)
+    shutil.rmtree(data / "green")
+    shutil.rmtree(data / "blue")
+    with pytest.raises(DataError, match=r"has one class \(red\): a classifier needs at least two") as err:
+        train("vgg11_bn", data, get_recipe("cifar", RECIPE), tmp_path / "run", progress=False, device="cpu")
+    assert "\n" not in str(err.value) and not (tmp_path / "run").exists()
+
+
+def test_a_constant_channel_does_not_divide_by_zero(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    import io
+
+    import torch
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(["red", "green"]):
+        (tmp_path / "c" / name).mkdir(parents=True)
+        for i in range(12):
+            img = torch.randint(0, 100, (32, 32, 3), generator=g, dtype=torch.uint8)
+            img[..., c] += 150
+            img[..., 2] = 0  # blue is 0 everywhere
+            buf = io.BytesIO()
+            Image.fromarray(img.numpy()).save(buf, format="PNG")
+            (tmp_path / "c" / name / f"{i}.png").write_bytes(buf.getvalue())
+    recipe = get_recipe("cifar", {**RECIPE, "normalize_std": "true"})
+    with caplog.at_level("WARNING", logger="vggnet"):
+        result = train("vgg11_bn", tmp_path / "c", recipe, tmp_path / "run", progress=False, device="cpu")
+    assert "channel B is constant" in caplog.text
+    assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # not NaN
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]["normalize_std"] is True
