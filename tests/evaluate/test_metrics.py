@@ -47,11 +47,16 @@ def test_score_has_the_metrics_json_contract():
     assert m["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "f1-score": 0.8, "support": 2.0}
 
 
-def test_confusion_text_has_counts_and_rates_aligned():
-    from vggnet.evaluate.report import confusion_text
 
-    text = confusion_text([[3, 1], [0, 4]], ["cat", "dog"])
-    lines = text.splitlines()
-    assert lines[0] == "counts" and lines[5] == "normalised by true class"
-    assert lines[2].split() == ["cat", "3", "1"] and lines[7].split() == ["cat", "0.750", "0.250"]
-    assert len({len(line) for line in lines[1:4]}) == 1  # header and rows line up
+def test_metrics_json_keeps_every_number_with_one_matrix_row_per_line():
+    import json
+
+    from vggnet.evaluate.metrics import Predictions, metrics_json
+
+    g = torch.Generator().manual_seed(0)
+    n = 1000  # ImageNet's count: the file stays a few MB, not one number per line
+    labels, topk = torch.randint(0, n, (5000,), generator=g), torch.randint(0, n, (5000, 5), generator=g)
+    metrics = score(Predictions(labels, topk, 1.0), [f"c{i}" for i in range(n)])
+    text = metrics_json(metrics)
+    assert json.loads(text) == json.loads(json.dumps(metrics))
+    assert len(text.splitlines()) < 12_000 and len(text) < 8_000_000  # one number per line: 2,000,000+

@@ -7,6 +7,7 @@ scikit-learn's ``classification_report``; the confusion matrix is one ``bincount
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -108,3 +109,14 @@ def score(pred: Predictions, classes: list[str]) -> dict:
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": torch.round(normalise_rows(cm), decimals=6).tolist(),
     }
+
+
+def metrics_json(metrics: dict) -> str:
+    """metrics.json as text: indented, but each confusion-matrix row on one line, so 1000 classes
+    make a file of a few MB rather than one number per line (20 MB)."""
+    matrices = {k: v for k, v in metrics.items() if k.startswith("confusion_matrix")}
+    body = json.dumps({k: f"@@{k}@@" if k in matrices else v for k, v in metrics.items()}, indent=2)
+    for key, rows in matrices.items():
+        lines = ",\n".join("    " + json.dumps(row, separators=(",", ":")) for row in rows)
+        body = body.replace(f'"@@{key}@@"', f"[\n{lines}\n  ]")
+    return body + "\n"

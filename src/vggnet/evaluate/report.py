@@ -1,8 +1,16 @@
-"""What a run leaves for people to read: confusion matrix (text and PNG), curves PNG, report.md."""
+"""What a run leaves for people to read: confusion matrix (text and PNG), curves PNG, report.md.
+
+Up to ``LARGE_CONFUSION`` classes the confusion matrix is written out as tables (counts, then rates
+normalised by true class) and drawn cell by cell. Above it (ImageNet has 1000 classes) an n x n
+table is unreadable and the cell-by-cell figure runs out of memory, so the text lists the largest
+off-diagonal cells instead ("top confusions") and the PNG is one bounded image of the normalised
+matrix; the full counts stay in metrics.json (``confusion_matrix``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -11,6 +19,26 @@ from vggnet.atomic import atomic_write_text
 from vggnet.errors import MissingDependencyError
 from vggnet.evaluate.metrics import normalise_rows
 from vggnet.plotting import pyplot, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+LARGE_CONFUSION = 30  # above this many classes: top confusions instead of n x n tables, a bounded image
+CELL_NUMBERS = 20  # up to this many classes the PNG prints each cell's value
+TOP_CONFUSIONS = 20  # how many off-diagonal cells the text and report.md list above LARGE_CONFUSION
+TEXT_WIDTH = 80  # the tables keep within this many columns where the class names allow
+LARGE_PANEL_INCHES = 10.0  # side of the single panel drawn above LARGE_CONFUSION
+SHARP_UP_TO = 1000  # the panel is ~1090 px at save_figure's 120 dpi: up to here each cell gets a pixel of its own
+_CORNER = "true \\ predicted"
+
+
+class Confusion(NamedTuple):
+    """One off-diagonal cell: ``count`` images of class ``true`` predicted as ``predicted``."""
+
+    true: int
+    predicted: int
+    count: int
+    share: float  # of the true class's images
 
 
 def require_report_libraries() -> None:
@@ -24,31 +52,103 @@ def require_report_libraries() -> None:
             ) from None
 
 
+def _rates(counts: np.ndarray) -> np.ndarray:
+    return normalise_rows(torch.from_numpy(counts)).numpy()
+
+
+def top_confusions(cm: list[list[int]] | np.ndarray, k: int = TOP_CONFUSIONS) -> list[Confusion]:
+    """The ``k`` largest non-zero off-diagonal cells, largest first (ties in row-major order)."""
+    counts = np.asarray(cm, dtype=np.int64)
+    n = counts.shape[0]
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    flat = off.ravel()
+    picked = np.argsort(-flat, kind="stable")[: min(k, int(np.count_nonzero(flat)))]
+    totals = counts.sum(axis=1)
+    return [Confusion(int(i // n), int(i % n), int(flat[i]), float(flat[i] / totals[i // n])) for i in picked]
+
+
+def _table_layout(classes: list[str], cell: int) -> tuple[list[str], list[str], int, list[str]]:
+    """Row labels, column labels, cell width and lines to print after the tables.
+
+    Full names as columns if the table then fits ``TEXT_WIDTH``; else numbered columns with
+    "index name" rows; else numbers both ways and a legend. If none fits, the narrowest.
+    Names are never cut.
+    """
+    n = len(classes)
+    digits = len(str(n - 1))
+    index = [str(i) for i in range(n)]
+    numbered = max(cell, digits + 1)
+    options = [
+        (classes, classes, max(cell, *(len(c) + 1 for c in classes)), []),
+        ([f"{i:>{digits}} {c}" for i, c in enumerate(classes)], index, numbered,
+         ["columns: class index, as numbered in the rows"]),
+        (index, index, numbered, ["classes:", *(f"{i:>{digits}}  {c}" for i, c in enumerate(classes))]),
+    ]
+
+    def width(option: tuple[list[str], list[str], int, list[str]]) -> int:
+        return _label_width(option[0]) + n * option[2]
+
+    return next((o for o in options if width(o) <= TEXT_WIDTH), min(options, key=width))
+
+
+def _label_width(rows: list[str]) -> int:
+    return max(len(_CORNER), *(len(r) for r in rows)) + 1
+
+
+def _confusion_tables(counts: np.ndarray, classes: list[str]) -> str:
+    rates = _rates(counts)
+    cell = max(6, len(str(int(counts.max(initial=0)))) + 1)
+    rows, columns, cell, footer = _table_layout(classes, cell)
+    width = _label_width(rows)
+
+    def table(title: str, values: np.ndarray, fmt: str) -> list[str]:
+        head = _CORNER.ljust(width) + "".join(c.rjust(cell) for c in columns)
+        body = [label.ljust(width) + "".join(fmt.format(v).rjust(cell) for v in row)
+                for label, row in zip(rows, values.tolist(), strict=True)]
+        return [title, head, *body]
+
+    parts = [*table("counts", counts, "{}"), "", *table("normalised by true class", rates, "{:.3f}")]
+    return "\n".join([*parts, *([""] if footer else []), *footer]) + "\n"
+
+
+def _error_summary(counts: np.ndarray, top: list[Confusion]) -> str:
+    images = int(counts.sum())
+    errors = images - int(np.trace(counts))
+    held = sum(c.count for c in top)
+    return (f"{errors:,} of {images:,} images misclassified ({errors / max(1, images):.1%}); "
+            f"the {len(top)} largest off-diagonal cells hold {held:,} of them")
+
+
+def _top_confusions_text(counts: np.ndarray, classes: list[str]) -> str:
+    top = top_confusions(counts)
+    lines = [f"confusion matrix: {len(classes)} classes, too many for a table "
+             "(the full counts are confusion_matrix in metrics.json)",
+             _error_summary(counts, top), "",
+             f"top {len(top)} confusions (share: of the true class's images)",
+             f"{'#':>3} {'count':>7} {'share':>7}  true -> predicted"]
+    digits = len(str(len(classes) - 1))
+    lines += [f"{rank:>3} {c.count:>7,} {c.share:>7.1%}  {c.true:>{digits}} {classes[c.true]} -> "
+              f"{c.predicted} {classes[c.predicted]}" for rank, c in enumerate(top, 1)]
+    return "\n".join(lines) + "\n"
+
+
 def confusion_text(cm: list[list[int]], classes: list[str]) -> str:
-    """Counts, then rates normalised by true class, as aligned tables (rows true, columns predicted)."""
-    rates = normalise_rows(torch.tensor(cm)).tolist()
-    corner = "true \\ predicted"
-    width = max(len(corner), *(len(c) for c in classes)) + 1
-    cell = max(7, len(str(max(max(r) for r in cm))) + 1)
-
-    def table(title: str, values: list[list[float]], fmt: str) -> list[str]:
-        head = corner.ljust(width) + "".join(c[: cell - 1].rjust(cell) for c in classes)
-        rows = [name.ljust(width) + "".join(fmt.format(v).rjust(cell) for v in row)
-                for name, row in zip(classes, values, strict=True)]
-        return [title, head, *rows]
-
-    return "\n".join([*table("counts", cm, "{}"), "", *table("normalised by true class", rates, "{:.3f}")]) + "\n"
+    """Counts, then rates normalised by true class, as aligned tables (rows true, columns predicted);
+    above ``LARGE_CONFUSION`` classes, the ``TOP_CONFUSIONS`` largest off-diagonal cells instead."""
+    counts = np.asarray(cm, dtype=np.int64).reshape(len(classes), len(classes))
+    if len(classes) > LARGE_CONFUSION:
+        return _top_confusions_text(counts, classes)
+    return _confusion_tables(counts, classes)
 
 
-def confusion_figure(cm: list[list[int]], classes: list[str]):
-    """Counts and row-normalised rates (recall on the diagonal), side by side."""
+def _small_confusion_figure(counts: np.ndarray, classes: list[str]) -> Figure:
     plt = pyplot()
-    counts = np.asarray(cm, dtype=float)
-    rates = normalise_rows(torch.tensor(cm)).numpy()
     n = len(classes)
     size = max(5.0, 0.45 * n + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
-    panels = ((axes[0], counts, "counts", "{:.0f}"), (axes[1], rates, "normalised by true class", "{:.2f}"))
+    panels = ((axes[0], counts.astype(float), "counts", "{:.0f}"),
+              (axes[1], _rates(counts), "normalised by true class", "{:.2f}"))
     for ax, values, title, fmt in panels:
         im = ax.imshow(values, cmap="Blues")
         ax.set_title(title)
@@ -56,7 +156,7 @@ def confusion_figure(cm: list[list[int]], classes: list[str]):
         ax.set_ylabel("true")
         ax.set_xticks(range(n), classes, rotation=90 if n > 10 else 45, ha="right" if n <= 10 else "center")
         ax.set_yticks(range(n), classes)
-        if n <= 20:
+        if n <= CELL_NUMBERS:
             top = values.max() or 1
             for i in range(n):
                 for j in range(n):
@@ -67,7 +167,37 @@ def confusion_figure(cm: list[list[int]], classes: list[str]):
     return fig
 
 
-def curves_figure(history: list[dict]):
+def _large_confusion_figure(counts: np.ndarray) -> Figure:
+    """One panel of a fixed size, whatever the number of classes: rates as an image, ticks every few classes."""
+    plt = pyplot()
+    from matplotlib.colors import PowerNorm
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(counts)
+    fig, ax = plt.subplots(figsize=(LARGE_PANEL_INCHES + 1.5, LARGE_PANEL_INCHES))
+    sharp = n <= SHARP_UP_TO  # else average cells into pixels rather than drop some
+    im = ax.imshow(_rates(counts), cmap="Blues", norm=PowerNorm(0.5, vmin=0),
+                   interpolation="nearest" if sharp else "antialiased")
+    ax.set_title(f"normalised by true class, {n} classes (square-root colour scale)")
+    ax.set_xlabel("predicted class index")
+    ax.set_ylabel("true class index")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(10, integer=True))
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's images")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(cm: list[list[int]], classes: list[str]) -> Figure:
+    """Counts and row-normalised rates (recall on the diagonal), side by side; above ``LARGE_CONFUSION``
+    classes, the rates alone as one bounded image without per-cell text or class names."""
+    counts = np.asarray(cm, dtype=np.int64).reshape(len(classes), len(classes))
+    if len(classes) > LARGE_CONFUSION:
+        return _large_confusion_figure(counts)
+    return _small_confusion_figure(counts, classes)
+
+
+def curves_figure(history: list[dict]) -> Figure:
     """Loss, top-1 and learning rate per epoch, train and validation."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]
@@ -91,6 +221,27 @@ def curves_figure(history: list[dict]):
     return fig
 
 
+def _md(name: str) -> str:
+    """A class name that cannot break a markdown table row."""
+    return name.replace("|", "\\|")
+
+
+def _markdown_confusion(metrics: dict) -> list[str]:
+    cm, classes = metrics["confusion_matrix"], metrics["classes"]
+    if len(classes) <= LARGE_CONFUSION:
+        return ["## Confusion matrix (rows: true, columns: predicted)", "", "```",
+                confusion_text(cm, classes).rstrip(), "```", ""]
+    counts = np.asarray(cm, dtype=np.int64)
+    top = top_confusions(counts)
+    lines = [f"## Top {len(top)} confusions", "",
+             f"{len(classes)} classes are too many for a table: the full counts are `confusion_matrix` in "
+             "metrics.json, the picture is confusion.png. " + _error_summary(counts, top) + ".", "",
+             "| # | true | predicted | images | share of true class |", "|---:|---|---|---:|---:|"]
+    lines += [f"| {rank} | {c.true} {_md(classes[c.true])} | {c.predicted} {_md(classes[c.predicted])} "
+              f"| {c.count:,} | {c.share:.1%} |" for rank, c in enumerate(top, 1)]
+    return [*lines, ""]
+
+
 def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str]) -> str:
     lines = [f"# {title}", "", f"Split `{metrics.get('split', 'val')}`: {metrics['images']:,} images"
              + (f" ({metrics['skipped']} undecodable, skipped)" if metrics.get("skipped") else "") + ".", "",
@@ -99,10 +250,9 @@ def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str
     lines += [f"![{p}]({p})" for p in pictures] + [""]
     lines += ["## Per class", "", "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|"]
     for name, r in metrics["per_class"].items():
-        lines.append(f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1-score']:.3f} "
+        lines.append(f"| {_md(name)} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1-score']:.3f} "
                      f"| {r['support']:.0f} |")
-    lines += ["", "## Confusion matrix (rows: true, columns: predicted)", "", "```",
-              confusion_text(metrics["confusion_matrix"], metrics["classes"]).rstrip(), "```", ""]
+    lines += ["", *_markdown_confusion(metrics)]
     if history:
         lines += ["## Per epoch", "",
                   "| epoch | lr | train loss | train top-1 | val loss | val top-1 | val top-5 | s |",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from vggnet.data.split_record import data_identity, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
-from vggnet.evaluate.metrics import predict, score
+from vggnet.evaluate.metrics import metrics_json, predict, score
 from vggnet.evaluate.protocol import PROTOCOLS
 from vggnet.evaluate.protocol_run import default_scales, protocol_predictions
 from vggnet.evaluate.report import require_report_libraries, write_report
@@ -117,6 +116,6 @@ def evaluate_checkpoint(
                "checkpoint": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]), "protocol": protocol,
                "scales": list(scales), **score(result, splits.classes)}
     out = Path(out)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", metrics_json(metrics))
     write_report(out, metrics, [], title=f"{meta['model']} evaluated on {data} ({split})")
     return metrics

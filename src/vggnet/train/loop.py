@@ -29,7 +29,7 @@ from vggnet.data.summary import files_summary, format_summary, summarize
 from vggnet.data.transforms import BatchTransform, pca_basis
 from vggnet.device import autocast_dtype, resolve_device
 from vggnet.errors import CheckpointError, DataError, DivergedError, VggnetError
-from vggnet.evaluate.metrics import predict, score
+from vggnet.evaluate.metrics import metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
 from vggnet.models import create_model, init_from_shallower, resolve_name
@@ -384,6 +384,6 @@ def train(
         final = predict(TestTimeAugment(model, recipe.tta), val_batches, val_transform, dtype=dtype)
     metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes), **extra,
                "wall_seconds": round(time.perf_counter() - started, 1)}
-    _write_json(run_dir / "metrics.json", metrics)
+    atomic_write_text(run_dir / "metrics.json", metrics_json(metrics))
     write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")
     return TrainResult(run_dir, history, metrics)
