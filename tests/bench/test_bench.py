@@ -35,7 +35,7 @@ def test_infer_reports_both_sides_and_consistent_ratios():
     out = bench_infer("vgg11_bn", 2, 32, baseline=True, rounds=1, steps=1, warmup=1, agreement=4, progress=False)
     assert set(out) >= KEYS and KEYS - {"device", "torch", "machine"} <= set(out["baseline"])
     flops = 2 * trace("vgg11_bn", 32, num_classes=10, head="linear", dropout=0.0).macs
-    assert out["gflops"] == pytest.approx(out["images_per_second"] * flops / 1e9, rel=0.01)
+    assert out["gflops"] == pytest.approx(out["images_per_second"] * flops / 1e9, rel=0.01, abs=0.05)  # 0.1 steps
     assert out["speedup"] == pytest.approx(out["images_per_second"] / out["baseline"]["images_per_second"], rel=0.01)
     assert set(out["matmul_peak_gflops"]) == {"fp32", "bf16"} and 0 <= out["bf16_top1_agreement"] <= 1
     assert out["peak_fraction"] == pytest.approx(out["gflops"] / out["matmul_peak_gflops"][out["precision"]], rel=0.01)
