@@ -45,11 +45,14 @@ def test_evaluate_on_the_training_folder_scores_only_held_out_images(flat_run):
     assert m["confusion_matrix"] == trained["confusion_matrix"]
     everything = evaluate_checkpoint(root / "run", data, root / "ev-all", split="all", progress=False)
     assert everything["images"] == 36 and "training images included" in everything["images_are"]
-    elsewhere = root / "copy"  # the same folder under another path is another dataset: scored whole, said so
-    shutil.copytree(data, elsewhere)
-    assert evaluate_checkpoint(root / "run", elsewhere, root / "ev-copy", progress=False)["split"] == "all"
+    copy = root / "copy"  # the same images under another path: still only the held-out ones
+    shutil.copytree(data, copy)
+    assert evaluate_checkpoint(root / "run", copy, root / "ev-copy", progress=False)["images"] == 9
+    other = colour_folders(root / "other", per_class=12, seed=5)  # the same file names, other images
+    m = evaluate_checkpoint(root / "run", other, root / "ev-other", progress=False)
+    assert (m["split"], m["images"], m["images_are"]) == ("all", 36, f"every image of {other}")
     with pytest.raises(VggnetError, match="did not train on it: --split all"):
-        evaluate_checkpoint(root / "run", elsewhere, root / "ev-x", split="val", progress=False)
+        evaluate_checkpoint(root / "run", other, root / "ev-x", split="val", progress=False)
 
 
 def test_resume_after_images_were_added_and_removed_keeps_the_held_out_images(flat_run, caplog):

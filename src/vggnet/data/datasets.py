@@ -25,7 +25,7 @@ import torch
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, SizeSurvey, load_folder_arrays, scan_folder, survey_sizes
-from vggnet.data.sources import printable
+from vggnet.data.sources import FileSource, printable
 from vggnet.errors import DataError
 
 log = logging.getLogger("vggnet")
@@ -47,6 +47,7 @@ class DataSplits:
     held_out: list[str] | None = None  # val's images, where vggnet split them off (None: a given split)
     survey: SizeSurvey | None = None  # image sizes measured on a sample (class folders only)
     flat: bool = False  # class folders with no split folders: every split is vggnet's own
+    source: FileSource | None = None  # where the files are (class folders only)
 
     @property
     def in_memory(self) -> bool:
@@ -142,7 +143,7 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
 
     splits = {name: load(folder) for name, folder in scan.splits.items()}
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
-                        skipped, scan.ignored, survey=survey, flat="all" in splits)
+                        skipped, scan.ignored, survey=survey, flat="all" in splits, source=scan.source)
     pool = splits.get("all", splits.get("train"))
     if "all" in splits and whole:  # evaluate everything
         result.val = pool

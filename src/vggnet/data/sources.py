@@ -28,8 +28,10 @@ MAX_LINK_HOPS = 40  # as the Linux kernel allows
 
 
 def printable(name: str) -> str:
-    """A file name as text that can always be printed: undecodable bytes become ``\\xNN``."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A file name as one line of text that can always be printed: undecodable bytes become
+    ``\\xNN``, control characters (a newline in a name) their escapes."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _encoded(text: str) -> bytes:
@@ -69,6 +71,10 @@ class FileSource:
         raise NotImplementedError
 
     def read(self, name: str, limit: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def size(self, name: str) -> int:
+        """A file's size in bytes, without reading it."""
         raise NotImplementedError
 
     def where(self, name: str) -> str:
@@ -111,13 +117,17 @@ class DirectorySource(FileSource):
 
     def read(self, name: str, limit: int | None = None) -> bytes:
         path = self.path / name
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put here since the listing must not block
+        with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):  # replaced by a FIFO or device since the listing
                 raise BadImage("not a regular file")
             if limit is None and st.st_size > MAX_IMAGE_BYTES:
                 raise BadImage(f"{st.st_size / 2**30:.1f} GiB: larger than any image vggnet reads")
             return f.read(limit if limit is not None else MAX_IMAGE_BYTES)
+
+    def size(self, name: str) -> int:
+        return os.stat(self.path / name).st_size
 
     def where(self, name: str) -> str:
         return printable(str(self.path / name))
@@ -235,6 +245,11 @@ class ArchiveSource(FileSource):
         except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, RuntimeError, NotImplementedError) as err:
             raise BadImage(f"cannot be read from the archive ({err})") from None
 
+    def size(self, name: str) -> int:
+        tree = self._open()
+        member = tree.files[tree.resolve(name) or name]
+        return member.size if isinstance(member, tarfile.TarInfo) else member.file_size  # type: ignore[union-attr]
+
     def fingerprint(self) -> str:
         st = self.path.stat()
         return hashlib.sha256(_encoded(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}")).hexdigest()[:24]
@@ -269,8 +284,8 @@ def _zip_tree(path: Path) -> tuple[zipfile.ZipFile, _ArchiveTree]:
             tree.add(info.filename, "dir")
         elif stat.S_ISLNK(info.external_attr >> 16):
             tree.ignored[info.filename] = "a symbolic link stored in a zip (not followed)"
-        else:
-            tree.add(info.filename, "file", info)
+        else:  # some Windows tools store '\\' where the zip format says '/'
+            tree.add(info.filename.replace("\\", "/"), "file", info)
     return handle, tree
 
 

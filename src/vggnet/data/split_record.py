@@ -26,9 +26,21 @@ def data_identity(spec: str | os.PathLike[str]) -> str:
 def write_split(run_dir: Path, spec: str | os.PathLike[str], data: DataSplits) -> None:
     """Record which images the run holds out (None: the dataset's own val split)."""
     record = {"data": data_identity(spec), "held_out": data.held_out,
+              "held_out_bytes": held_out_bytes(data, data.held_out),
               "train_images": len(data.train) if data.train is not None else 0,
               "val_images": len(data.val) if data.val is not None else 0}
     atomic_write_text(run_dir / SPLIT_FILE, json.dumps(record) + "\n")
+
+
+def held_out_bytes(data: DataSplits, names: list[str] | None) -> int | None:
+    """The held-out files' total size: with their names, it tells a copy of the data a run trained
+    on (moved or copied elsewhere) from other data that happens to use the same file names."""
+    if names is None or data.source is None:
+        return None
+    try:
+        return sum(data.source.size(n) for n in names)
+    except (OSError, KeyError):
+        return None
 
 
 def read_split(run_dir: Path) -> dict | None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import DataSplits, load_data
+from vggnet.data.datasets import DataSplits, load_data, names_of, split_off
 from vggnet.data.loader import make_batches
-from vggnet.data.split_record import data_identity, read_split, run_dir_of
+from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
@@ -29,26 +29,28 @@ SPLITS = ("val", "test", "all")
 def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
                 progress: bool, strict: bool) -> tuple[DataSplits, str, str]:
     """The images to score, the split's name and what they are in words. A dataset's own splits
-    are used as they are; on a flat folder the run trained on, 'val' is exactly the images it
-    held out (its ``split.json``) and 'all' every image, said so; a flat folder of other data is
-    scored whole."""
+    are used as they are. On a flat folder the run trained on (the same path, or any folder holding
+    every image it held out) 'val' is exactly those held-out images (its ``split.json``) and 'all'
+    every image, said so; a flat folder of other data is scored whole."""
     if split is not None and split not in SPLITS:
         raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     run = run_dir_of(checkpoint)
     record = read_split(run) if run is not None else None
-    own = data_identity(data) == (record["data"] if record else data_identity(meta.get("data", "")))
+    held = record["held_out"] if record else None
+    same_path = data_identity(data) == (record["data"] if record else data_identity(meta.get("data", "")))
     args = {"val_fraction": meta.get("val_fraction", 0.1), "seed": meta.get("seed", 0), "progress": progress,
             "strict": strict}
-    splits = load_data(data, whole=split == "all", held_out=record["held_out"] if own and record else None, **args)
+    splits = load_data(data, whole=True, held_out=held if same_path else None, **args)
     if not splits.flat:
         if split == "all":
             raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
         split = split or "val"
-        held = own and split == "val" and splits.held_out is not None
-        return splits, split, f"the {len(splits.val)} images the run held out" if held else f"the {split} split"
+        mine = same_path and split == "val" and splits.held_out is not None
+        return splits, split, f"the {len(splits.val)} images the run held out" if mine else f"the {split} split"
+    pool = splits.val  # a flat folder: every image
+    own = same_path or (bool(held) and set(held) <= set(names_of(pool))  # a copy of the run's data
+                        and record.get("held_out_bytes") == held_out_bytes(splits, held))
     if split == "all" or (split is None and not own):
-        if split is None:
-            splits = load_data(data, whole=True, **args)
         return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
     if not own:
         raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
@@ -58,6 +60,7 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
     if record is None:
         log.warning("%s has no record of its held-out images (a run from before vggnet kept one): val is the "
                     "seeded split again, exact only if %s is unchanged since", checkpoint, data)
+    splits.train, splits.val = split_off(pool, args["val_fraction"], args["seed"], held)
     return splits, "val", f"the {len(splits.val)} images the run held out"
 
 
