@@ -44,5 +44,5 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> Path:
     """Replace ``target`` with ``text`` atomically (see :func:`atomic_path`)."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")  # a file name's raw bytes survive
     return Path(target)

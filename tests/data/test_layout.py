@@ -97,7 +97,8 @@ def test_generated_trees_give_the_rules_classes_as_folders_and_archives(tree, tm
         assert mapping(path) == expected, path
         scan = scan_folder(path)
         used = {n for split in expected.values() for n in split}
-        assert set(scan.ignored) >= {n.lstrip("/") for n in files} - used  # every other file is listed
+        unused = {n.lstrip("/") for n in files} - used  # every other file is listed, or its folder is
+        assert all(n in scan.ignored or any(n.startswith(f) for f in scan.ignored if f.endswith("/")) for n in unused)
 
 
 # ---- the rows of the issue, one by one ---------------------------------------------------------------
@@ -171,7 +172,8 @@ def test_a_symlinked_class_folder_is_a_class_and_a_cycle_is_listed(tmp_path):
     os.symlink(tmp_path / "nowhere", root / "dog" / "broken.jpg")
     scan = scan_folder(root)
     assert scan.splits["all"].classes == ["bird", "cat", "dog"] and len(scan.splits["all"]) == 8
-    assert "cycle" in scan.ignored["cat/loop/"] and scan.ignored["dog/broken.jpg"] == "a broken link"
+    assert scan.ignored["cat/loop/"] == "the same folder as ., read once"
+    assert scan.ignored["dog/broken.jpg"] == "a broken link"
 
 
 def test_hard_links_and_symlinks_in_a_tar_resolve_to_their_data(tmp_path):
@@ -185,7 +187,8 @@ def test_hard_links_and_symlinks_in_a_tar_resolve_to_their_data(tmp_path):
         kinds = {m.name: m.type for m in tar.getmembers()}
     assert kinds["d/dog/copy.jpg"] == tarfile.LNKTYPE or kinds["d/dog/0.jpg"] == tarfile.LNKTYPE
     splits = load_data(tmp_path / "d.tar", whole=True, progress=False)
-    assert splits.classes == ["cat", "dog", "kitty"] and len(splits.val) == 12 and not splits.skipped
+    assert splits.classes == ["cat", "dog"] and len(splits.val) == 8 and not splits.skipped
+    assert splits.ignored["d/kitty/"] == "the same folder as d/cat, read once"  # not the same images twice
 
 
 def test_links_out_of_an_archive_are_ignored(tmp_path):
@@ -234,3 +237,84 @@ def test_a_run_folder_inside_the_dataset_is_never_data(tmp_path):
     assert (root / "runs" / "first" / "curves.png").exists()
     scan = scan_folder(root)
     assert scan.splits["all"].classes == ["blue", "red"] and scan.ignored["runs/first/curves.png"].startswith("inside")
+
+
+# ---- found by an adversarial pass ----------------------------------------------------------------------
+
+def test_a_tar_whose_last_member_is_a_zip_is_read_as_the_tar(tmp_path):
+    inner = write_zip_of(tmp_path / "old.zip", {"x/0.jpg": JPEG, "y/0.jpg": JPEG})
+    files = {f"ds/{c}/{i}.jpg": JPEG for c in ("cat", "dog", "bird") for i in range(2)}
+    files["ds/old_version.zip"] = inner.read_bytes()  # zipfile.is_zipfile says yes to this tar
+    scan = scan_folder(write_tar_of(tmp_path / "t.tar", files))
+    assert scan.splits["all"].classes == ["bird", "cat", "dog"]
+
+
+def test_a_tar_cut_at_a_block_boundary_is_refused(tmp_path):
+    whole = write_tar_of(tmp_path / "t.tar", {f"{c}/{i}.jpg": JPEG for c in ("ant", "bee", "cat") for i in range(3)})
+    data = whole.read_bytes()
+    with tarfile.open(whole) as tar:
+        cut = tar.getmembers()[-1].offset  # the last member's header: the file ends cleanly before it
+    (tmp_path / "cut.tar").write_bytes(data[:cut])
+    with pytest.raises(DataError, match=r"cut.tar is truncated .*: a partial download or copy\? fetch it again$"):
+        scan_folder(tmp_path / "cut.tar")
+
+
+def test_links_fanning_out_to_the_same_folders_are_read_once(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    level = root / ".cache"  # 40 levels of two links each: 2**40 paths if every path were walked
+    level.mkdir()
+    for _ in range(40):
+        nxt = level / "n"
+        nxt.mkdir()
+        os.symlink(nxt, level / "a")
+        os.symlink(nxt, level / "b")
+        level = nxt
+    fan = root / "fan"
+    os.symlink(root / "cat", fan)  # a second name for a class folder: not its images twice
+    scan = scan_folder(root)
+    assert scan.splits["all"].classes == ["cat", "dog"] and scan.ignored[".cache/"] == "hidden"
+    assert scan.ignored["fan/"] == "the same folder as cat, read once"
+
+
+def test_a_cifar_release_beside_class_folders_stops(tmp_path):
+    from tests.helpers import cifar_batches
+
+    root = cats_and_dogs(tmp_path / "d")
+    (root / "cifar-10-batches-py").mkdir()
+    for name, data in cifar_batches(n_per_batch=2, n_test=2).items():
+        (root / "cifar-10-batches-py" / name).write_bytes(data)
+    with pytest.raises(DataError, match="holds both a CIFAR-10 release and image class folders"):
+        load_data(root, progress=False)
+
+
+def test_swapped_class_folders_with_identical_files_are_not_read_from_a_stale_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "d"
+    dark, light = (image_bytes((c, c, c), size=8, fmt="BMP") for c in (10, 240))  # same size in bytes
+    write_dir(root, {**{f"cat/{i}.bmp": dark for i in range(3)}, **{f"dog/{i}.bmp": light for i in range(3)}})
+    for f in root.rglob("*.bmp"):
+        os.utime(f, ns=(1_700_000_000_000_000_000,) * 2)  # as an unzip leaves them: equal times
+    first = load_data(root, whole=True, progress=False).val
+    os.rename(root / "cat", root / "tmp")
+    os.rename(root / "dog", root / "cat")
+    os.rename(root / "tmp", root / "dog")
+    again = load_data(root, whole=True, progress=False).val
+    assert first.images[first.labels == 0].float().mean() < 50 < again.images[again.labels == 0].float().mean()
+
+
+def test_a_class_name_that_is_not_utf8_trains_and_reports(tmp_path, monkeypatch):
+    from vggnet.train.loop import train
+    from vggnet.train.recipes import get_recipe
+
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "d"
+    for raw, colour in ((b"caf\xe9", (250, 0, 0)), (b"plain", (0, 0, 250))):
+        folder = os.path.join(os.fsencode(root), raw)
+        os.makedirs(folder)
+        for i in range(6):
+            with open(os.path.join(folder, b"im\xff%d.png" % i), "wb") as f:
+                f.write(image_bytes(colour, fmt="PNG"))
+    recipe = get_recipe("cifar", {"epochs": "1", "batch_size": "4", "val_fraction": "0.34", "workers": "0"})
+    result = train("vgg11", root, recipe, out=tmp_path / "run", progress=False, device="cpu")
+    assert result.metrics["classes"] == ["caf\udce9", "plain"]
+    assert "caf\\xe9" in (tmp_path / "run" / "report.md").read_text()

@@ -4,6 +4,7 @@ a dataset that cannot train a classifier stops before any work."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -104,3 +105,34 @@ def test_a_constant_channel_does_not_divide_by_zero(tmp_path, monkeypatch, caplo
     assert "channel B is constant" in caplog.text
     assert result.history[0]["train_loss"] == result.history[0]["train_loss"]  # not NaN
     assert json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]["normalize_std"] is True
+
+
+def test_resume_refuses_changed_classes_and_warns_without_a_split_record(flat_run, caplog):
+    root, data = flat_run
+    (root / "run" / "split.json").unlink()
+    with caplog.at_level("WARNING", logger="vggnet"):
+        train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
+    assert "the run has no split.json" in caplog.text
+    os.rename(data / "red", data / "zebra")
+    with pytest.raises(DataError, match=r"classes of .* changed since the run started \(gone: red; new: zebra\)"):
+        train(None, None, None, root / "run", resume=True, epochs=3, progress=False, device="cpu")
+
+
+def test_a_wrapped_archive_of_the_training_folder_is_still_the_runs_data(flat_run):
+    import tarfile
+
+    root, data = flat_run
+    with tarfile.open(root / "colours.tar", "w") as tar:
+        tar.add(data, arcname="colours")  # held-out names now sit under a wrapping folder
+    m = evaluate_checkpoint(root / "run", root / "colours.tar", root / "ev-tar", progress=False)
+    assert (m["split"], m["images"]) == ("val", 9)
+
+
+def test_subsets_of_a_split_do_not_look_like_changed_data_on_resume(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    data = colour_folders(tmp_path / "colours", per_class=12)
+    recipe = get_recipe("cifar", {**RECIPE, "train_images": "12", "val_images": "6"})
+    train("vgg11_bn", data, recipe, tmp_path / "run", progress=False, device="cpu")
+    with caplog.at_level("WARNING", logger="vggnet"):
+        train(None, None, None, tmp_path / "run", resume=True, epochs=2, progress=False, device="cpu")
+    assert "changed since the run started" not in caplog.text

@@ -102,9 +102,9 @@ def split_off(pool: Split, val_fraction: float, seed: int,
         train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
         return _subset(pool, train_idx), _subset(pool, val_idx)
     held = set(held_out)
-    names = names_of(pool)
-    val_idx = [i for i, n in enumerate(names) if n in held]
-    train_idx = [i for i, n in enumerate(names) if n not in held]
+    keys = ["/".join(n.split("/")[-2:]) for n in names_of(pool)]  # class/file, as split.json keeps them
+    val_idx = [i for i, k in enumerate(keys) if k in held]
+    train_idx = [i for i, k in enumerate(keys) if k not in held]
     return _subset(pool, train_idx), _subset(pool, val_idx)
 
 
@@ -153,6 +153,22 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
     return result
 
 
+def _has_class_folders(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    try:
+        return any(scan_folder(path).splits.values())
+    except DataError:  # no images at all: the CIFAR release alone
+        return False
+
+
+def _refuse_cifar_among_folders(path: Path) -> None:
+    """A folder holding a CIFAR-10 release beside image class folders: neither may silently win."""
+    if is_cifar_source(path):
+        raise DataError(f"{printable(str(path))} holds both a CIFAR-10 release and image class folders: point "
+                        "--data at one of them")
+
+
 def load_data(
     spec: str | os.PathLike[str],
     *,
@@ -175,7 +191,7 @@ def load_data(
         splits = _folders(sample_archive(), val_fraction, seed, progress, False, strict, held_out)
         splits.name = "sample"
         return splits
-    if text == "cifar10" or is_cifar_source(Path(text)):
+    if text == "cifar10" or (is_cifar_source(Path(text)) and not _has_class_folders(Path(text))):
         release = load_cifar10(None if text == "cifar10" else text, progress=progress)
         pool = release["train"]
         pool.names = [f"train/{i:05d}" for i in range(len(pool))]
@@ -184,6 +200,7 @@ def load_data(
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
+    _refuse_cifar_among_folders(path)
     splits = _folders(path, val_fraction, seed, progress, whole, strict, held_out)
     if splits.skipped:
         name, why = next(iter(splits.skipped.items()))

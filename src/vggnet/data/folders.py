@@ -24,7 +24,7 @@ import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, image_size, looks_like_image
-from vggnet.data.layout import resolve_layout
+from vggnet.data.layout import resolve_layout, skip_folder
 from vggnet.data.sources import FileSource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
@@ -69,7 +69,7 @@ def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
     if not root.exists():
         raise DataError(f"no such dataset folder or archive: {root}")
     source = open_source(root)
-    listing = source.files()
+    listing = source.files(skip=skip_folder)
     files = sorted(name for name, kind in listing.items() if kind == "file")
     ignored = {name: why for name, why in listing.items() if why != "file"}
 

@@ -47,11 +47,20 @@ class Layout:
     roots: dict[str, str] = field(default_factory=dict)
 
 
+def skip_folder(name: str) -> str | None:
+    """Rule 1 for folders, so a walk need not enter them: why a folder is ignored, or None."""
+    if name.startswith("."):
+        return "hidden"
+    return "desktop litter" if name.lower() in LITTER_FOLDERS else None
+
+
 def _run_folders(names: list[str]) -> set[str]:
+    """vggnet's run and evaluation folders (report.md beside run.json or metrics.json), and the
+    study folders of ``vggnet experiment`` (report.md above run folders)."""
     present = set(names)
-    return {posixpath.dirname(n) for n in names
-            if posixpath.basename(n) == "report.md"
-            and any(posixpath.join(posixpath.dirname(n), m) in present for m in RUN_MARKERS)}
+    reports = {posixpath.dirname(n) for n in names if posixpath.basename(n) == "report.md"}
+    runs = {d for d in reports if any(posixpath.join(d, m) in present for m in RUN_MARKERS)}
+    return runs | {d for d in reports if any(posixpath.dirname(r) == d for r in runs)}
 
 
 def _why_not(name: str, run_folders: set[str], is_image: Callable[[str], bool]) -> str | None:
@@ -120,12 +129,12 @@ def _group(classes: list[str], root: str) -> dict[str, list[str]]:
         inside = ", ".join(sorted(s for s in groups if s != "all"))
         raise DataError(f"{root} has split folders ({inside}) and class folders outside them "
                         f"({_show(groups['all'][0], root)}): move those into a split, or point --data at one part")
-    for split, folders in groups.items():
+    for folders in groups.values():
         where = sorted({posixpath.dirname(f) for f in folders})
         if len(where) > 1:
-            raise DataError(f"the class folders of {split!r} are in two places, {_show(where[0], root)} and "
-                            f"{_show(where[1], root)}: classes must be folders side by side; keep one copy or "
-                            "point --data at one of them")
+            raise DataError(f"class folders are in two places, {_show(where[0], root)} and {_show(where[1], root)}: "
+                            "classes must be folders side by side; keep one copy, or if these are splits name "
+                            "them train/ and val/ (or test/)")
         named = [f for f in folders if posixpath.basename(f).lower() in SPLIT_ALIASES]
         if named and len(folders) - len(named) < 2:
             raise DataError(f"{_show(named[0], root)} holds images directly, but it is named like a split: put "

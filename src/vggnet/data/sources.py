@@ -11,6 +11,7 @@ UTF-8 keeps its bytes as surrogate escapes (see :func:`printable`).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import stat
@@ -41,25 +42,39 @@ def _encoded(text: str) -> bytes:
 Listing = dict[str, str]  # name -> 'file' | why it is not one (a broken link, a cycle, a device ...)
 
 
-def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[str], object]) -> Listing:
-    """Depth-first over ``children(dir) -> [(name, 'file'|'dir'|why)]``, never re-entering a folder
-    that is its own ancestor (``identity`` tells folders apart through links)."""
-    found: Listing = {}
+SkipFolder = Callable[[str], "str | None"]  # a folder's name -> why it is not entered, or None
 
-    def visit(folder: str, ancestors: frozenset) -> None:
-        for name, kind in children(folder):
+
+def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[str], object],
+          skip: SkipFolder) -> Listing:
+    """Depth-first over ``children(dir) -> [(name, 'file'|'dir'|why)]``. Each real folder is read
+    once (``identity`` tells folders apart through links), so link cycles and links fanning out to
+    the same folders cost nothing; folders ``skip`` names (hidden ones, litter) are not entered."""
+    found: Listing = {}
+    seen: dict[object, str] = {identity(""): "."}
+
+    def visit(folder: str) -> None:
+        for name, kind in sorted(children(folder)):  # the same classes whatever order the disk lists
             path = f"{folder}/{name}" if folder else name
             if kind != "dir":
                 found[path] = kind
                 continue
-            ident = identity(path)
-            if ident in ancestors:
-                found[path + "/"] = "a link to one of its own parent folders (a cycle)"
+            why = skip(name)
+            ident = identity(path) if why is None else None
+            if why is None and ident in seen:
+                why = f"the same folder as {printable(seen[ident])}, read once"
+            if why is not None:
+                found[path + "/"] = why
                 continue
-            visit(path, ancestors | {ident})
+            seen[ident] = path
+            visit(path)
 
-    visit("", frozenset({identity("")}))
+    visit("")
     return found
+
+
+def _enter_all(name: str) -> str | None:
+    return None
 
 
 class FileSource:
@@ -67,7 +82,7 @@ class FileSource:
 
     path: Path
 
-    def files(self) -> Listing:
+    def files(self, skip: SkipFolder = _enter_all) -> Listing:
         raise NotImplementedError
 
     def read(self, name: str, limit: int | None = None) -> bytes:
@@ -112,8 +127,8 @@ class DirectorySource(FileSource):
         st = os.stat(self.path / folder)
         return st.st_dev, st.st_ino
 
-    def files(self) -> Listing:
-        return _walk(self._children, self._identity)
+    def files(self, skip: SkipFolder = _enter_all) -> Listing:
+        return _walk(self._children, self._identity, skip)
 
     def read(self, name: str, limit: int | None = None) -> bytes:
         path = self.path / name
@@ -137,7 +152,7 @@ class DirectorySource(FileSource):
         for name, kind in sorted(self.files().items()):
             if kind == "file":
                 st = os.stat(self.path / name)
-                h.update(_encoded(f"{name}|{st.st_size}|{st.st_mtime_ns}\n"))
+                h.update(_encoded(f"{name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n"))
         return h.hexdigest()[:24]
 
 
@@ -213,7 +228,7 @@ class ArchiveSource(FileSource):
     def _open(self) -> _ArchiveTree:
         if self._tree is None or self._pid != os.getpid():
             try:
-                if zipfile.is_zipfile(self.path):
+                if _starts_like_zip(self.path):
                     self._handle, self._tree = _zip_tree(self.path)
                 else:
                     self._handle, self._tree = _tar_tree(self.path)
@@ -225,9 +240,9 @@ class ArchiveSource(FileSource):
             self._pid = os.getpid()
         return self._tree
 
-    def files(self) -> Listing:
+    def files(self, skip: SkipFolder = _enter_all) -> Listing:
         tree = self._open()
-        found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "")
+        found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "", skip)
         return {**tree.ignored, **found}
 
     def read(self, name: str, limit: int | None = None) -> bytes:
@@ -258,10 +273,28 @@ class ArchiveSource(FileSource):
         return {**self.__dict__, "_handle": None, "_pid": -1, "_tree": None}
 
 
+def _starts_like_zip(path: Path) -> bool:
+    """A zip by its first bytes: ``zipfile.is_zipfile`` also accepts a tar whose last member is a zip."""
+    with open(path, "rb") as f:
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _check_tar_end(handle: tarfile.TarFile, path: Path) -> None:
+    """An uncompressed tar cut at a block boundary reads as a shorter, valid-looking archive:
+    the end-of-archive block (512 zero bytes) must follow the last member."""
+    if isinstance(handle.fileobj, io.BufferedReader):
+        handle.fileobj.seek(handle.offset)
+        if handle.fileobj.read(512) != bytes(512):
+            raise DataError(f"archive {path} is truncated (no end-of-archive block after its last member): "
+                            "a partial download or copy? fetch it again")
+
+
 def _tar_tree(path: Path) -> tuple[tarfile.TarFile, _ArchiveTree]:
     handle = tarfile.open(path)  # noqa: SIM115  (kept open: members are read on demand)
+    members = handle.getmembers()
+    _check_tar_end(handle, path)
     tree = _ArchiveTree()
-    for m in handle.getmembers():
+    for m in members:
         if m.isdir():
             tree.add(m.name, "dir")
         elif m.issym():  # relative to the link's own folder

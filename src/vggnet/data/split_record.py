@@ -23,12 +23,23 @@ def data_identity(spec: str | os.PathLike[str]) -> str:
     return str(Path(text).expanduser().resolve())
 
 
-def write_split(run_dir: Path, spec: str | os.PathLike[str], data: DataSplits) -> None:
-    """Record which images the run holds out (None: the dataset's own val split)."""
-    record = {"data": data_identity(spec), "held_out": data.held_out,
-              "held_out_bytes": held_out_bytes(data, data.held_out),
-              "train_images": len(data.train) if data.train is not None else 0,
-              "val_images": len(data.val) if data.val is not None else 0}
+def held_key(name: str) -> str:
+    """An image as ``class/file``: unique in a pool (its class folders are side by side), and the
+    same whatever folder or archive wraps the dataset."""
+    return "/".join(name.split("/")[-2:])
+
+
+def make_record(spec: str | os.PathLike[str], data: DataSplits) -> dict:
+    """What :func:`write_split` keeps: the data, its held-out images (None: the dataset's own val
+    split) and the split's sizes, taken before any subset of them."""
+    return {"data": data_identity(spec), "classes": data.classes,
+            "held_out": None if data.held_out is None else [held_key(n) for n in data.held_out],
+            "held_out_bytes": held_out_bytes(data, data.held_out),
+            "train_images": len(data.train) if data.train is not None else 0,
+            "val_images": len(data.val) if data.val is not None else 0}
+
+
+def write_split(run_dir: Path, record: dict) -> None:
     atomic_write_text(run_dir / SPLIT_FILE, json.dumps(record) + "\n")
 
 
@@ -51,7 +62,8 @@ def read_split(run_dir: Path) -> dict | None:
     try:
         record = json.loads(path.read_text())
         held = record["held_out"]
-        if not isinstance(record["data"], str) or not (held is None or all(isinstance(n, str) for n in held)):
+        if not isinstance(record["data"], str) or not (held is None or (isinstance(held, list)
+                                                                         and all(isinstance(n, str) for n in held))):
             raise ValueError("unexpected contents")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"cannot read {path}: {err}; it records the run's held-out images") from None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vggnet.atomic import atomic_write_text
+from vggnet.data.sources import printable
 from vggnet.errors import MissingDependencyError
 from vggnet.evaluate.metrics import normalise_rows
 from vggnet.plotting import pyplot, save_figure
@@ -264,8 +265,11 @@ def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str
 
 
 def write_report(out: Path, metrics: dict, history: list[dict], title: str) -> Path:
-    """Write confusion.txt, confusion.png, curves.png (when there is a history) and report.md."""
+    """Write confusion.txt, confusion.png, curves.png (when there is a history) and report.md.
+    Class names are shown printable (a name that is not UTF-8 keeps its bytes as ``\\xNN``)."""
     out = Path(out)
+    metrics = {**metrics, "classes": [printable(c) for c in metrics["classes"]],
+               "per_class": {printable(k): v for k, v in metrics["per_class"].items()}}
     atomic_write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], metrics["classes"]))
     save_figure(confusion_figure(metrics["confusion_matrix"], metrics["classes"]), out / "confusion.png")
     pictures = ["confusion.png"]

@@ -12,7 +12,7 @@ import torch
 from vggnet.atomic import atomic_write_text
 from vggnet.data.datasets import DataSplits, load_data, names_of, split_off
 from vggnet.data.loader import make_batches
-from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
+from vggnet.data.split_record import data_identity, held_key, held_out_bytes, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
@@ -48,8 +48,10 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
         mine = same_path and split == "val" and splits.held_out is not None
         return splits, split, f"the {len(splits.val)} images the run held out" if mine else f"the {split} split"
     pool = splits.val  # a flat folder: every image
-    own = same_path or (bool(held) and set(held) <= set(names_of(pool))  # a copy of the run's data
-                        and record.get("held_out_bytes") == held_out_bytes(splits, held))
+    keys = set(held or ())
+    found = [n for n in names_of(pool) if held_key(n) in keys]
+    own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped
+                        and record.get("held_out_bytes") == held_out_bytes(splits, found))
     if split == "all" or (split is None and not own):
         return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
     if not own:
@@ -58,8 +60,8 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
     if split == "test":
         raise VggnetError(f"{data} has no test split: the run held out a val split (--split val)")
     if record is None:
-        log.warning("%s has no record of its held-out images (a run from before vggnet kept one): val is the "
-                    "seeded split again, exact only if %s is unchanged since", checkpoint, data)
+        log.warning("no record of the held-out images beside %s (split.json in its run folder): val is the seeded "
+                    "split again, exact only if %s is unchanged since training", checkpoint, data)
     splits.train, splits.val = split_off(pool, args["val_fraction"], args["seed"], held)
     return splits, "val", f"the {len(splits.val)} images the run held out"
 

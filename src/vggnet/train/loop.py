@@ -23,7 +23,7 @@ from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
 from vggnet.data.datasets import DataSplits, load_data, take_balanced
 from vggnet.data.loader import make_batches
-from vggnet.data.split_record import data_identity, describe_change, read_split, write_split
+from vggnet.data.split_record import data_identity, describe_change, make_record, read_split, write_split
 from vggnet.data.stats import stream_stats
 from vggnet.data.summary import files_summary, format_summary, summarize
 from vggnet.data.transforms import BatchTransform, pca_basis
@@ -113,9 +113,13 @@ def _load_weights(model: torch.nn.Module, weights: str, stats: dict) -> dict:
 
 
 def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict: bool, progress: bool,
-                 record: dict | None) -> DataSplits:
-    """The run's data: on resume the recorded held-out images stay held out (what changed is said);
-    a dataset that cannot train a classifier stops here, before any work."""
+                 record: dict | None, classes: list[str] | None) -> tuple[DataSplits, dict]:
+    """The run's data, and the record of its split (before any subset) for ``split.json``. On
+    resume (``classes``: the checkpoint's) the recorded held-out images stay held out and what
+    changed is said; changed classes, or data that cannot train a classifier, stop here."""
+    if classes is not None and record is None:
+        log.warning("the run has no split.json: its held-out images are the seeded split again, exact only if "
+                    "%s is unchanged since the run started", data)
     held = record["held_out"] if record else None
     splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress, strict=strict,
                        held_out=held)
@@ -124,14 +128,19 @@ def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict
     if len(splits.classes) < 2:
         raise DataError(f"{data} has one class ({splits.classes[0]}): a classifier needs at least two class "
                         "folders (a folder of images per class)")
+    if classes is not None and splits.classes != classes:
+        gone, new = sorted(set(classes) - set(splits.classes)), sorted(set(splits.classes) - set(classes))
+        raise DataError(f"the classes of {data} changed since the run started (gone: {', '.join(gone) or '-'}; "
+                        f"new: {', '.join(new) or '-'}): restore them, or start a new run")
     if record is not None and (change := describe_change(record, splits)):
         log.warning("%s changed since the run started (%s); the recorded held-out images that remain stay held "
                     "out", data, change)
     if not len(splits.val):
         raise DataError(f"no validation images left in {data}: the run's held-out images are gone")
+    made = make_record(data, splits)
     splits.train = take_balanced(splits.train, recipe.train_images, seed)
     splits.val = take_balanced(splits.val, recipe.val_images, seed)
-    return splits
+    return splits, made
 
 
 def _write_csv(run_dir: Path, history: list[dict]) -> None:
@@ -230,7 +239,8 @@ def train(
     if not dist.main:
         barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
     record = read_split(run_dir) if resume else None
-    splits = _load_splits(data, recipe, seed, strict, progress, record)
+    splits, made = _load_splits(data, recipe, seed, strict, progress, record, ckpt.meta.get("classes") if resume
+                                else None)
     if dist.main:
         barrier(dist)
     summary = summarize(splits)
@@ -287,8 +297,9 @@ def train(
 
     meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
             "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
-            "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory, "data": str(data),
-            "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale), "val_fraction": recipe.val_fraction}
+            "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
+            "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
+            "val_fraction": recipe.val_fraction}
     run_info = {
         "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
         "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
@@ -299,7 +310,7 @@ def train(
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if record is None:  # a new run (or one from before splits were recorded)
-            write_split(run_dir, data, splits)
+            write_split(run_dir, made)
         _write_json(run_dir / "run.json", run_info)
     writer = _tensorboard(run_dir) if dist.main else None
     val_transform = lambda x: transform(x, train=False)  # noqa: E731
