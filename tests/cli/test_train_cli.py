@@ -53,7 +53,7 @@ def test_train_evaluate_predict_round_trip(data, tmp_path):
     (["train", "--model", "vgg11", "--data", "sample", "--set", "lr"], "--set takes FIELD=VALUE"),
     (["train", "--model", "vgg11", "--data", "sample", "--set", "speed=2"], "unknown recipe field 'speed'"),
     (["train", "--data", "sample"], "train needs --model (recipe cifar names none)"),
-    (["train", "--resume", ".", "--lr", "0.1"], "only --epochs may change"),
+    (["train", "--resume", ".", "--lr", "0.1"], "only --epochs (and --data, for data that moved) may change"),
     (["train", "--resume", "."], "no readable run.json"),
 ])
 def test_bad_train_arguments_are_one_line(args, message, tmp_path, monkeypatch):

@@ -136,3 +136,26 @@ def test_subsets_of_a_split_do_not_look_like_changed_data_on_resume(tmp_path, mo
     with caplog.at_level("WARNING", logger="vggnet"):
         train(None, None, None, tmp_path / "run", resume=True, epochs=2, progress=False, device="cpu")
     assert "changed since the run started" not in caplog.text
+
+
+def test_data_that_moved_resumes_with_data_and_keeps_the_split(flat_run):
+    root, data = flat_run
+    held = held_out(root / "run")
+    moved = root / "moved"
+    os.rename(data, moved)
+    with pytest.raises(DataError, match="unknown dataset"):
+        train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
+    train(None, moved, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
+    assert held_out(root / "run") == held
+    assert evaluate_checkpoint(root / "run", moved, root / "ev", progress=False)["images"] == 9
+
+
+def test_a_class_without_validation_images_is_said(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    data = colour_folders(tmp_path / "colours", per_class=6)
+    for extra in range(3):  # red has 9 images, the others 6: 10% of 24 gives 2 held out for 3 classes
+        shutil.copy(data / "red" / "0.png", data / "red" / f"extra{extra}.png")
+    with caplog.at_level("WARNING", logger="vggnet"):
+        train("vgg11_bn", data, get_recipe("cifar", {**RECIPE, "val_fraction": "0.1"}), tmp_path / "run",
+              progress=False, device="cpu")
+    assert "1 classes have no validation images" in caplog.text

@@ -54,10 +54,11 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
     common = {"device": device, "progress": not quiet}
     how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
-        if model or data or sets or batch_size or lr or compile_ or weights or strict:
-            raise VggnetError("--resume continues a run as it was saved; only --epochs may change")
+        if model or sets or batch_size or lr or compile_ or weights or strict:
+            raise VggnetError("--resume continues a run as it was saved; only --epochs (and --data, for data that "
+                              "moved) may change")
         run_dir = Path(resume)
-        how = {"model_name": None, "data": None, "recipe": None, "resume": True, "epochs": epochs}
+        how = {"model_name": None, "data": data, "recipe": None, "resume": True, "epochs": epochs}
     else:
         model = model or RECIPES[recipe].model or None
         if model is None or data is None:

@@ -89,7 +89,8 @@ def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
         unknown = sorted({c for _, c in items} - set(classes))
         if unknown:
             raise DataError(f"split {name!r} has classes missing from {first!r}: "
-                            f"{', '.join(printable(u) for u in unknown[:5])}")
+                            f"{', '.join(printable(u) for u in unknown[:5])}; every class needs a folder in "
+                            f"{first!r} (or remove it from {name!r})")
         result[name] = FolderIndex(source, [(p, index[c]) for p, c in items], classes)
     return FolderScan(source, result, ignored)
 

@@ -21,8 +21,9 @@ import torch
 from vggnet import __version__
 from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays, channel_mean_std
-from vggnet.data.datasets import DataSplits, load_data, take_balanced
+from vggnet.data.datasets import DataSplits, labels_of, load_data, take_balanced
 from vggnet.data.loader import make_batches
+from vggnet.data.sources import printable
 from vggnet.data.split_record import data_identity, describe_change, make_record, read_split, write_split
 from vggnet.data.stats import stream_stats
 from vggnet.data.summary import files_summary, format_summary, summarize
@@ -137,6 +138,11 @@ def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict
                     "out", data, change)
     if not len(splits.val):
         raise DataError(f"no validation images left in {data}: the run's held-out images are gone")
+    val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
+    missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
+    if missing:
+        log.warning("%d classes have no validation images (e.g. %s): their scores mean nothing; raise val_fraction "
+                    "or add images", len(missing), printable(missing[0]))
     made = make_record(data, splits)
     splits.train = take_balanced(splits.train, recipe.train_images, seed)
     splits.val = take_balanced(splits.val, recipe.val_images, seed)
@@ -197,7 +203,8 @@ def train(
 
     With ``resume`` the run in ``out`` continues from its latest checkpoint: same model, data
     split, recipe, weights, optimizer and scheduler state, random generators and history (pass
-    None for the first three); ``epochs`` raises the epoch count of the saved recipe. ``strict``:
+    None for the model and recipe, and for ``data`` unless it moved); ``epochs`` raises the epoch
+    count of the saved recipe. ``strict``:
     an image that cannot be decoded stops the run, named, instead of being skipped with a warning.
 
     Started by ``torchrun`` (WORLD_SIZE > 1 in the environment), each process trains on its share
@@ -218,8 +225,8 @@ def train(
         state = ckpt.state
         if state is None:
             raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
-        model_name, data, seed, deterministic = run["model"], run["data"], run["seed"], run["deterministic"]
-        data = run.get("data_path", data)  # absolute: resumable from any folder
+        model_name, seed, deterministic = run["model"], run["seed"], run["deterministic"]
+        data = data or run.get("data_path", run["data"])  # absolute: resumable from any folder; or moved data
         strict = run.get("strict", False)
         saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
         if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
