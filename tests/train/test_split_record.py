@@ -159,3 +159,14 @@ def test_a_class_without_validation_images_is_said(tmp_path, monkeypatch, caplog
         train("vgg11_bn", data, get_recipe("cifar", {**RECIPE, "val_fraction": "0.1"}), tmp_path / "run",
               progress=False, device="cpu")
     assert "1 classes have no validation images" in caplog.text
+
+
+def test_held_out_images_all_gone_is_one_line_not_an_empty_score(flat_run):
+    root, data = flat_run
+    for key in held_out(root / "run"):
+        (data / key).unlink()
+    with pytest.raises(DataError, match=r"no images to score in .*the 0 images the run held out") as err:
+        evaluate_checkpoint(root / "run", data, root / "ev", progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="no validation images left"):
+        train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")

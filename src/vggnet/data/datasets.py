@@ -101,8 +101,11 @@ def split_off(pool: Split, val_fraction: float, seed: int,
     if held_out is None:
         train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
         return _subset(pool, train_idx), _subset(pool, val_idx)
-    held = set(held_out)
-    keys = ["/".join(n.split("/")[-2:]) for n in names_of(pool)]  # class/file, as split.json keeps them
+    def key(name: str) -> str:  # class/file, as split.json keeps them
+        return "/".join(name.split("/")[-2:])
+
+    held = {key(n) for n in held_out}
+    keys = [key(n) for n in names_of(pool)]
     val_idx = [i for i, k in enumerate(keys) if k in held]
     train_idx = [i for i, k in enumerate(keys) if k not in held]
     return _subset(pool, train_idx), _subset(pool, val_idx)

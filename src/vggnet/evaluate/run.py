@@ -48,7 +48,7 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
         mine = same_path and split == "val" and splits.held_out is not None
         return splits, split, f"the {len(splits.val)} images the run held out" if mine else f"the {split} split"
     pool = splits.val  # a flat folder: every image
-    keys = set(held or ())
+    keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
     own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped
                         and record.get("held_out_bytes") == held_out_bytes(splits, found))
@@ -105,6 +105,8 @@ def evaluate_checkpoint(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."
         )
     images = splits.val if split == "all" else splits.split(split)
+    if not len(images):
+        raise DataError(f"no images to score in {data} ({images_are}): none of them is there any more")
     default = default_scales(meta, protocol, splits.in_memory)
     scales = tuple(scales or default)
     if len(models) == 1 and protocol == "center" and scales == default:
