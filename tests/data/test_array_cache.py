@@ -103,7 +103,11 @@ def good_tensors(n: int = 4) -> dict[str, torch.Tensor]:
 
 
 def good_meta(n: int = 4) -> dict[str, str]:
-    return {"classes": '["a", "b"]', "skipped": "{}", "names": json.dumps([f"{i}.jpg" for i in range(n)])}
+    from vggnet.data.array_cache import _digest
+
+    t = good_tensors(n)
+    return {"classes": '["a", "b"]', "skipped": "{}", "names": json.dumps([f"{i}.jpg" for i in range(n)]),
+            "checksum": _digest(t["images"], t["labels"])}
 
 
 @pytest.mark.parametrize(
@@ -328,3 +332,16 @@ def test_clear_with_no_cache_folder():
 def test_keys_are_plain_names():
     with pytest.raises(ValueError, match="cache key"):
         read_cached("../escape")
+
+
+def test_a_valid_file_whose_pixels_or_labels_changed_is_damaged(caplog):
+    arrays = ImageArrays(torch.arange(48, dtype=torch.uint8).view(1, 3, 4, 4).repeat(4, 1, 1, 1),
+                         torch.tensor([0, 1, 0, 1]), ["a", "b"], names=[f"{i}.jpg" for i in range(4)])
+    write_cached("k", arrays)
+    from safetensors import safe_open
+
+    with safe_open(str(entry_path("k")), "pt") as f:
+        meta, labels = f.metadata(), f.get_tensor("labels")
+        images = f.get_tensor("images")
+    save_file({"images": images, "labels": 1 - labels}, str(entry_path("k")), metadata=meta)  # labels swapped
+    assert read_cached("k") is None and "do not match their checksum" in caplog.text

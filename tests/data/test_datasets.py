@@ -110,3 +110,12 @@ def test_an_unwritable_cache_only_warns(tmp_path, monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="vggnet"):
         splits = load_data(_two_colours(tmp_path / "d"), whole=True, progress=False)
     assert len(splits.val) == 10 and "cannot write the decoded-image cache" in caplog.text
+
+
+def test_leftover_held_out_images_are_spread_over_classes_by_the_seed():
+    from vggnet.data.arrays import stratified_split
+
+    labels = torch.arange(1000).repeat_interleave(2)  # 1000 classes of 2: 200 held out, 0.2 per class
+    picked = [set(labels[stratified_split(labels, 0.1, seed)[1]].tolist()) for seed in (0, 1)]
+    assert all(len(p) == 200 for p in picked) and picked[0] != picked[1]
+    assert max(picked[0]) > 900  # not the first 200 classes by name

@@ -294,3 +294,10 @@ def test_transparent_pixels_are_white(mode, color):
     keyed = {"transparency": color} if mode in ("RGB", "L") else {}
     data = _save(Image.new(mode, (2, 2), color), "PNG", **keyed)
     assert np.asarray(decode_rgb(data))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_a_32_bit_integer_image_holding_16_bit_values_is_refused_by_name():
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.int32)).save(buf, format="TIFF")  # mode I, SampleFormat 2
+    with pytest.raises(BadImage, match=r"^32-bit integer image with values in \[40000, 40000\]: .* save it as 16-bit"):
+        decode_rgb(buf.getvalue())

@@ -318,3 +318,41 @@ def test_a_class_name_that_is_not_utf8_trains_and_reports(tmp_path, monkeypatch)
     result = train("vgg11", root, recipe, out=tmp_path / "run", progress=False, device="cpu")
     assert result.metrics["classes"] == ["caf\udce9", "plain"]
     assert "caf\\xe9" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_class_of_photos_pillow_cannot_read_stops_rather_than_vanishing(tmp_path):
+    root = cats_and_dogs(tmp_path / "d")
+    write_dir(root, {f"bird/IMG_{i}.HEIC": b"\x00\x00\x00\x18ftypheic" for i in range(3)})
+    with pytest.raises(DataError, match=r"bird holds 3 .heic files and no image vggnet can read: convert them"):
+        scan_folder(root)
+
+
+def test_class_names_equal_but_for_unicode_normalisation_stop(tmp_path):
+    import unicodedata
+
+    root = cats_and_dogs(tmp_path / "d")
+    for form in ("NFC", "NFD"):
+        write_dir(root, {f"{unicodedata.normalize(form, 'café')}/0.jpg": JPEG})
+    with pytest.raises(DataError, match="different Unicode forms"):
+        scan_folder(root)
+
+
+def test_an_archive_inside_the_folder_is_named_when_no_images_are_found(tmp_path):
+    inner = write_tar_of(tmp_path / "inner.tar", {"cat/0.jpg": JPEG, "dog/0.jpg": JPEG})
+    outer = write_tar_of(tmp_path / "outer.tar", {"photos.tar": inner.read_bytes()})
+    with pytest.raises(DataError, match=r"it holds an archive, photos.tar: extract it, or pass it to --data"):
+        scan_folder(outer)
+
+
+def test_a_folder_that_cannot_be_listed_stops(tmp_path, monkeypatch):
+    root = cats_and_dogs(tmp_path / "d")
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("/dog"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(DataError, match=r"/d/dog: a folder that cannot be listed \(Permission denied\); fix its perm"):
+        scan_folder(root)

@@ -64,7 +64,7 @@ def test_resume_after_images_were_added_and_removed_keeps_the_held_out_images(fl
     shutil.copy(trained_on, data / "red" / "new.png")  # one new image
     with caplog.at_level("WARNING", logger="vggnet"):
         train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
-    assert "1 training images added, 1 held-out images gone" in caplog.text
+    assert "1 training image added, 1 held-out image gone" in caplog.text
     assert held_out(root / "run") == held  # the record stands
     run = json.loads((root / "run" / "run.json").read_text())
     assert (run["train_images"], run["val_images"]) == (28, 8)
@@ -158,7 +158,7 @@ def test_a_class_without_validation_images_is_said(tmp_path, monkeypatch, caplog
     with caplog.at_level("WARNING", logger="vggnet"):
         train("vgg11_bn", data, get_recipe("cifar", {**RECIPE, "val_fraction": "0.1"}), tmp_path / "run",
               progress=False, device="cpu")
-    assert "1 classes have no validation images" in caplog.text
+    assert "1 of 3 classes have no validation image" in caplog.text
 
 
 def test_held_out_images_all_gone_is_one_line_not_an_empty_score(flat_run):
@@ -170,3 +170,11 @@ def test_held_out_images_all_gone_is_one_line_not_an_empty_score(flat_run):
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="no validation images left"):
         train(None, None, None, root / "run", resume=True, epochs=2, progress=False, device="cpu")
+
+
+def test_an_ensemble_is_scored_on_the_images_every_member_held_out(flat_run):
+    root, data = flat_run
+    train("vgg11_bn", data, get_recipe("cifar", RECIPE), root / "other", seed=5, progress=False, device="cpu")
+    both = set(held_out(root / "run")) & set(held_out(root / "other"))
+    m = evaluate_checkpoint([root / "run", root / "other"], data, root / "ev", progress=False)
+    assert m["images"] == len(both) < 9 and m["images_are"] == f"the {len(both)} images every member held out"

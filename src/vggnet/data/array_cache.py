@@ -10,6 +10,7 @@ recently used entries are evicted to keep the folder under ``$VGGNET_CACHE_MAX_G
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -108,6 +109,14 @@ def _classes(meta: dict[str, str]) -> list[str]:
     return classes
 
 
+def _digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """A checksum of the pixels and labels: a file that still parses can hold flipped bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(images.contiguous().numpy().data)
+    h.update(labels.to(torch.int64).contiguous().numpy().data)
+    return h.hexdigest()
+
+
 def _read(path: Path) -> ImageArrays:
     from safetensors import safe_open
 
@@ -134,6 +143,8 @@ def _read(path: Path) -> ImageArrays:
     bad = (labels < 0) | (labels >= len(classes))
     if bad.any():
         raise _Damaged(f"{int(bad.sum())} labels out of range [0, {len(classes)}), e.g. {int(labels[bad][0])}")
+    if meta.get("checksum") != _digest(images, labels):
+        raise _Damaged("its pixels or labels do not match their checksum")
     return ImageArrays(images, labels, classes, skipped, names=names)
 
 
@@ -176,7 +187,8 @@ def write_cached(key: str, arrays: ImageArrays) -> None:
 
     limit = max_bytes()  # a bad setting is the user's to fix: say so before the work
     path = entry_path(key)
-    metadata = {"classes": json.dumps(arrays.classes), "skipped": json.dumps(arrays.skipped)}
+    metadata = {"classes": json.dumps(arrays.classes), "skipped": json.dumps(arrays.skipped),
+                "checksum": _digest(arrays.images, arrays.labels)}
     if arrays.names is not None:  # ensure_ascii (the default) keeps surrogate-escaped names as \udcXX
         metadata["names"] = json.dumps(arrays.names)
     tensors = {"images": arrays.images.contiguous(), "labels": arrays.labels.to(torch.int64).contiguous()}

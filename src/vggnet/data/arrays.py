@@ -65,7 +65,11 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
     share = counts.double() * val_fraction
     n_val = share.floor().long()
     extra = round(len(labels) * val_fraction) - int(n_val.sum())
-    n_val[torch.argsort(share - n_val, descending=True, stable=True)[:extra]] += 1
+    # the leftover images go to the classes with the largest remainders, ties in a seeded order (a
+    # stable sort alone gave every leftover to the first classes by name)
+    tie_order = torch.randperm(len(share), generator=torch.Generator().manual_seed(seed + 0x5EED))
+    ranked = tie_order[torch.argsort((share - n_val)[tie_order], descending=True, stable=True)]
+    n_val[ranked[:extra]] += 1
     train, val = [], []
     for c, k in zip(classes.tolist(), n_val.tolist(), strict=True):
         idx = torch.nonzero(labels == c).flatten()

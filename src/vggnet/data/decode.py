@@ -78,6 +78,9 @@ def _scale_int(img: Image.Image) -> Image.Image:
     a = (raw.view(np.int8) if img.mode == "L" else raw).astype(np.int64)  # Pillow keeps int8 as raw bytes
     if img.mode == "I" and bits == 32 and not signed:
         a &= 0xFFFFFFFF  # Pillow reads uint32 into int32: undo the wrap
+    if bits == 32 and a.size and a.min() >= 0 and a.max() <= 0xFFFF:  # 1/65536 of the range: all one grey
+        raise BadImage(f"32-bit integer image with values in [{a.min()}, {a.max()}]: they fill a sliver of its "
+                       "range, so its scale is unknown; save it as 16-bit (or 8-bit)")
     if signed:
         a += 1 << (bits - 1)
     top = (1 << bits) - 1

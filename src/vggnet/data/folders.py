@@ -34,6 +34,7 @@ log = logging.getLogger("vggnet")
 
 SMALL_SIDE = 64
 """Images no larger than this are held in memory; larger ones stream."""
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 SURVEY_SAMPLE = 256
 """How many images (evenly spaced) are measured to decide the image size of a dataset."""
 
@@ -76,11 +77,18 @@ def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
     def is_image(name: str) -> bool:  # a file with no extension: its first bytes tell
         return looks_like_image(head(source, name, SNIFF_BYTES))
 
+    unlisted = [name for name, why in ignored.items() if why.startswith("a folder that cannot be listed")]
+    if unlisted:
+        where = source.where(unlisted[0]).rstrip("/")
+        raise DataError(f"{where}: {ignored[unlisted[0]]}; fix its permissions, or move it out of the dataset")
     layout = resolve_layout(files, is_image, root=printable(str(root)))
     ignored.update(layout.ignored)
     if not any(layout.splits.values()):
+        archives = [n for n in ignored if n.lower().endswith(ARCHIVE_SUFFIXES)]
+        hint = (f"; it holds an archive, {printable(archives[0])}: extract it, or pass it to --data" if archives
+                else f"; {len(ignored)} other files ignored" if ignored else "")
         raise DataError(f"no images found in {printable(str(root))} (expected one folder per class holding image "
-                        f"files{f'; {len(ignored)} other files ignored' if ignored else ''})")
+                        f"files{hint})")
     first = "train" if "train" in layout.splits else next(iter(layout.splits))
     classes = sorted({c for _, c in layout.splits[first]})
     index = {c: i for i, c in enumerate(classes)}
@@ -134,6 +142,16 @@ def undecodable(where: str, why: str = "") -> DataError:
     return DataError(f"cannot decode {where}{f' ({why})' if why else ''}; without --strict it is skipped")
 
 
+def _matches(cached: ImageArrays, folder: FolderIndex) -> bool:
+    """A cache entry's classes, files and labels are the split's, file for file."""
+    expected = dict(folder.entries)
+    if cached.classes != folder.classes or cached.names is None:
+        return False
+    if set(cached.names) | set(cached.skipped) != set(expected):
+        return False
+    return all(expected[n] == label for n, label in zip(cached.names, cached.labels.tolist(), strict=True))
+
+
 def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True,
                        strict: bool = False) -> ImageArrays:
     """Decode a split to a uint8 tensor at ``side`` x ``side`` (shorter side scaled to ``side``,
@@ -149,7 +167,10 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     key = hashlib.sha256(f"{folder.source.fingerprint()}|{side}|{names}".encode("utf-8", "surrogateescape"))
     key_text = key.hexdigest()[:32]
     cached = read_cached(key_text) if use_cache else None
-    if cached is not None and cached.classes == folder.classes:
+    if cached is not None and not _matches(cached, folder):
+        log.warning("decoded-image cache entry %s disagrees with the files it was made from; decoding again", key_text)
+        cached = None
+    if cached is not None:
         if strict and cached.skipped:
             name, why = next(iter(cached.skipped.items()))
             raise undecodable(folder.source.where(name), why)

@@ -23,6 +23,7 @@ becomes a class.
 from __future__ import annotations
 
 import posixpath
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "
 LITTER_FOLDERS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information", "__pycache__"})
 LITTER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
 RUN_MARKERS = ("run.json", "metrics.json")  # beside report.md: a folder vggnet wrote
+FOREIGN_IMAGES = frozenset({".heic", ".heif", ".avif", ".jxl", ".svg", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw",
+                            ".orf", ".rw2", ".raw"})  # images in formats this Pillow does not read (avif: some do)
 
 
 @dataclass
@@ -135,11 +138,36 @@ def _group(classes: list[str], root: str) -> dict[str, list[str]]:
             raise DataError(f"class folders are in two places, {_show(where[0], root)} and {_show(where[1], root)}: "
                             "classes must be folders side by side; keep one copy, or if these are splits name "
                             "them train/ and val/ (or test/)")
+        _refuse_lookalike_classes(folders, root)
         named = [f for f in folders if posixpath.basename(f).lower() in SPLIT_ALIASES]
         if named and len(folders) - len(named) < 2:
             raise DataError(f"{_show(named[0], root)} holds images directly, but it is named like a split: put "
                             "each class's images in a folder named after the class (inside each split folder)")
     return groups
+
+
+def _refuse_unreadable_classes(images: dict[str, list[str]], ignored: dict[str, str], root: str) -> None:
+    """A folder of photos in a format Pillow cannot read would vanish as a class: stop instead."""
+    foreign: dict[str, list[str]] = {}
+    for name in ignored:
+        suffix = posixpath.splitext(name)[1].lower()
+        if suffix in FOREIGN_IMAGES and suffix not in IMAGE_EXTENSIONS:
+            foreign.setdefault(posixpath.dirname(name), []).append(suffix)
+    for folder, suffixes in sorted(foreign.items()):
+        if folder not in images:
+            raise DataError(f"{_show(folder, root)} holds {len(suffixes)} {suffixes[0]} files and no image vggnet can "
+                            "read: convert them (to JPEG or PNG), or move the folder out of the dataset")
+
+
+def _refuse_lookalike_classes(folders: list[str], root: str) -> None:
+    """Two class folders whose names differ only in Unicode normalisation (NFC vs NFD) print alike."""
+    seen: dict[str, str] = {}
+    for folder in folders:
+        name = unicodedata.normalize("NFC", posixpath.basename(folder))
+        if name in seen:
+            raise DataError(f"class folders {_show(seen[name], root)} and {_show(folder, root)} have the same name in "
+                            "different Unicode forms (NFC and NFD): rename one, or merge them")
+        seen[name] = folder
 
 
 def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str = ".") -> Layout:
@@ -153,6 +181,7 @@ def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str 
             ignored[name] = why
         else:
             images.setdefault(posixpath.dirname(name), []).append(name)
+    _refuse_unreadable_classes(images, ignored, root)
     if not images:
         return Layout({}, ignored)
     classes = _unlabelled_splits(_class_folders(images, ignored), images, ignored)

@@ -112,7 +112,7 @@ class DirectorySource(FileSource):
         except OSError as err:
             if not folder:
                 raise DataError(f"cannot list {self.path}: {err.strerror}") from None
-            return [("", f"a folder that cannot be listed ({err.strerror})")]
+            return [("", f"a folder that cannot be listed ({err.strerror})")]  # named 'folder/' by the walk
         for entry in entries:
             try:
                 st = entry.stat(follow_symlinks=True)

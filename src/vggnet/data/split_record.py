@@ -91,7 +91,9 @@ def describe_change(record: dict, data: DataSplits) -> str | None:
         return None
     parts = []
     if train_delta:
-        parts.append(f"{abs(train_delta)} training images {'added' if train_delta > 0 else 'removed'}")
+        parts.append(f"{abs(train_delta)} training image{'s' * (abs(train_delta) != 1)} "
+                     f"{'added' if train_delta > 0 else 'removed'}")
     if gone_val:
-        parts.append(f"{abs(gone_val)} held-out images {'gone' if gone_val > 0 else 'added'}")
+        parts.append(f"{abs(gone_val)} held-out image{'s' * (abs(gone_val) != 1)} "
+                     f"{'gone' if gone_val > 0 else 'added'}")
     return ", ".join(parts)

@@ -26,17 +26,32 @@ log = logging.getLogger("vggnet")
 SPLITS = ("val", "test", "all")
 
 
+def _held_out(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | None:
+    """The first run's split record; for an ensemble its held-out images are those that every
+    member held out (an image one member trained on is no test of the ensemble)."""
+    records = [read_split(run) if (run := run_dir_of(c)) is not None else None for c in checkpoints]
+    first = records[0]
+    if first is None or first["held_out"] is None or len(records) == 1:
+        return first
+    held = {held_key(n) for n in first["held_out"]}
+    for other in records[1:]:
+        if other is None or other["held_out"] is None:
+            raise VggnetError("an ensemble member has no split.json beside it: which images it trained on is "
+                              "unknown, so no held-out score can be given (--split all scores every image)")
+        held &= {held_key(n) for n in other["held_out"]}
+    return {**first, "held_out": sorted(held), "held_out_bytes": None, "ensemble": True}
+
+
 def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
-                progress: bool, strict: bool) -> tuple[DataSplits, str, str]:
+                progress: bool, strict: bool, record: dict | None) -> tuple[DataSplits, str, str]:
     """The images to score, the split's name and what they are in words. A dataset's own splits
     are used as they are. On a flat folder the run trained on (the same path, or any folder holding
     every image it held out) 'val' is exactly those held-out images (its ``split.json``) and 'all'
     every image, said so; a flat folder of other data is scored whole."""
     if split is not None and split not in SPLITS:
         raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    run = run_dir_of(checkpoint)
-    record = read_split(run) if run is not None else None
     held = record["held_out"] if record else None
+    who = "every member" if record and record.get("ensemble") else "the run"
     same_path = data_identity(data) == (record["data"] if record else data_identity(meta.get("data", "")))
     args = {"val_fraction": meta.get("val_fraction", 0.1), "seed": meta.get("seed", 0), "progress": progress,
             "strict": strict}
@@ -46,7 +61,7 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
             raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
         split = split or "val"
         mine = same_path and split == "val" and splits.held_out is not None
-        return splits, split, f"the {len(splits.val)} images the run held out" if mine else f"the {split} split"
+        return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the {split} split"
     pool = splits.val  # a flat folder: every image
     keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
@@ -63,7 +78,7 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
         log.warning("no record of the held-out images beside %s (split.json in its run folder): val is the seeded "
                     "split again, exact only if %s is unchanged since training", checkpoint, data)
     splits.train, splits.val = split_off(pool, args["val_fraction"], args["seed"], held)
-    return splits, "val", f"the {len(splits.val)} images the run held out"
+    return splits, "val", f"the {len(splits.val)} images {who} held out"
 
 
 def evaluate_checkpoint(
@@ -99,7 +114,7 @@ def evaluate_checkpoint(
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
     device = resolve_device(device)
-    splits, split, images_are = _load_split(paths[0], meta, data, split, progress, strict)
+    splits, split, images_are = _load_split(paths[0], meta, data, split, progress, strict, _held_out(paths))
     if splits.classes != meta["classes"]:
         raise DataError(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."

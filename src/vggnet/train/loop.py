@@ -141,8 +141,8 @@ def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict
     val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
     missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
     if missing:
-        log.warning("%d classes have no validation images (e.g. %s): their scores mean nothing; raise val_fraction "
-                    "or add images", len(missing), printable(missing[0]))
+        log.warning("%d of %d classes have no validation image (e.g. %s): their scores mean nothing; raise "
+                    "val_fraction or add images", len(missing), len(splits.classes), printable(missing[0]))
     made = make_record(data, splits)
     splits.train = take_balanced(splits.train, recipe.train_images, seed)
     splits.val = take_balanced(splits.val, recipe.val_images, seed)
