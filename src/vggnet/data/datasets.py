@@ -80,6 +80,12 @@ def labels_of(split: Split) -> torch.Tensor:
     return split.labels if isinstance(split, ImageArrays) else torch.tensor([c for _, c in split.entries])
 
 
+def held_key(name: str) -> str:
+    """An image as ``class/file``: unique in a pool (its class folders are side by side), and the
+    same whatever folder or archive wraps the dataset; how ``split.json`` names held-out images."""
+    return "/".join(name.split("/")[-2:])
+
+
 def _subset(split: Split, index: torch.Tensor | list[int]) -> Split:
     index = torch.as_tensor(index, dtype=torch.int64)
     return split.subset(index) if isinstance(split, ImageArrays) else split.subset(index.tolist())
@@ -101,11 +107,8 @@ def split_off(pool: Split, val_fraction: float, seed: int,
     if held_out is None:
         train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
         return _subset(pool, train_idx), _subset(pool, val_idx)
-    def key(name: str) -> str:  # class/file, as split.json keeps them
-        return "/".join(name.split("/")[-2:])
-
-    held = {key(n) for n in held_out}
-    keys = [key(n) for n in names_of(pool)]
+    held = {held_key(n) for n in held_out}
+    keys = [held_key(n) for n in names_of(pool)]
     val_idx = [i for i, k in enumerate(keys) if k in held]
     train_idx = [i for i, k in enumerate(keys) if k not in held]
     return _subset(pool, train_idx), _subset(pool, val_idx)
@@ -156,18 +159,13 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
     return result
 
 
-def _has_class_folders(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    try:
-        return any(scan_folder(path).splits.values())
-    except DataError:  # no images at all: the CIFAR release alone
-        return False
-
-
 def _refuse_cifar_among_folders(path: Path) -> None:
     """A folder holding a CIFAR-10 release beside image class folders: neither may silently win."""
-    if is_cifar_source(path):
+    try:
+        found = path.is_dir() and any(scan_folder(path).splits.values())
+    except DataError:  # no images at all: the CIFAR release alone
+        found = False
+    if found:
         raise DataError(f"{printable(str(path))} holds both a CIFAR-10 release and image class folders: point "
                         "--data at one of them")
 
@@ -194,7 +192,9 @@ def load_data(
         splits = _folders(sample_archive(), val_fraction, seed, progress, False, strict, held_out)
         splits.name = "sample"
         return splits
-    if text == "cifar10" or (is_cifar_source(Path(text)) and not _has_class_folders(Path(text))):
+    if text == "cifar10" or is_cifar_source(Path(text)):
+        if text != "cifar10":
+            _refuse_cifar_among_folders(Path(text))
         release = load_cifar10(None if text == "cifar10" else text, progress=progress)
         pool = release["train"]
         pool.names = [f"train/{i:05d}" for i in range(len(pool))]
@@ -203,7 +203,6 @@ def load_data(
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
-    _refuse_cifar_among_folders(path)
     splits = _folders(path, val_fraction, seed, progress, whole, strict, held_out)
     if splits.skipped:
         name, why = next(iter(splits.skipped.items()))

@@ -158,13 +158,14 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     centre crop: deterministic); bad files are skipped and recorded (``strict``: the first one
     stops it, named). Each image keeps its file name (:attr:`ImageArrays.names`).
 
-    The result is cached, keyed by the files' names, sizes and mtimes, so a dataset is decoded
-    once whatever the seed or split taken from it later.
+    The result is cached, keyed by the files' names, sizes, mtimes and inodes, so a dataset is
+    decoded once whatever the seed or split taken from it later.
     """
     from vggnet.data.array_cache import read_cached, write_cached
 
-    names = "\n".join(n for n, _ in folder.entries)
-    key = hashlib.sha256(f"{folder.source.fingerprint()}|{side}|{names}".encode("utf-8", "surrogateescape"))
+    names = [n for n, _ in folder.entries]
+    text = f"{folder.source.fingerprint(names)}|{side}|" + "\n".join(names)
+    key = hashlib.sha256(text.encode("utf-8", "surrogateescape"))
     key_text = key.hexdigest()[:32]
     cached = read_cached(key_text) if use_cache else None
     if cached is not None and not _matches(cached, folder):
@@ -212,7 +213,8 @@ class FolderDataset(torch.utils.data.Dataset):
     """Streams large images: decode, ``transform`` (PIL -> uint8 CHW tensor), label.
 
     A file that cannot be decoded yields a zero image with label ``-(index + 1)``: negative, so
-    every consumer drops it, and :meth:`name_of` says which file it was.
+    the loader (:class:`~vggnet.data.loader.StreamedBatches`) drops it, and :meth:`name_of` says
+    which file it was.
     """
 
     def __init__(self, folder: FolderIndex, transform: RescaleCrop, fallback_side: int) -> None:

@@ -17,7 +17,7 @@ import posixpath
 import stat
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from vggnet.data.decode import BadImage
@@ -96,8 +96,8 @@ class FileSource:
         """Where a file is, as a user would look for it: a path, or ``archive:member``."""
         return f"{self.path}:{printable(name)}"
 
-    def fingerprint(self) -> str:
-        """Changes when any file changes."""
+    def fingerprint(self, names: list[str]) -> str:
+        """Changes when any of the files ``names`` changes."""
         raise NotImplementedError
 
 
@@ -147,12 +147,11 @@ class DirectorySource(FileSource):
     def where(self, name: str) -> str:
         return printable(str(self.path / name))
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, names: list[str]) -> str:
         h = hashlib.sha256(_encoded(str(self.path.resolve())))
-        for name, kind in sorted(self.files().items()):
-            if kind == "file":
-                st = os.stat(self.path / name)
-                h.update(_encoded(f"{name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n"))
+        for name in names:
+            st = os.stat(self.path / name)
+            h.update(_encoded(f"{name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}\n"))
         return h.hexdigest()[:24]
 
 
@@ -245,10 +244,13 @@ class ArchiveSource(FileSource):
         found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "", skip)
         return {**tree.ignored, **found}
 
-    def read(self, name: str, limit: int | None = None) -> bytes:
+    def _member(self, name: str) -> tuple[tarfile.TarInfo | zipfile.ZipInfo, int]:
         tree = self._open()
         member = tree.files[tree.resolve(name) or name]
-        size = member.size if isinstance(member, tarfile.TarInfo) else member.file_size  # type: ignore[union-attr]
+        return member, member.size if isinstance(member, tarfile.TarInfo) else member.file_size  # type: ignore
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        member, size = self._member(name)
         if limit is None and size > MAX_IMAGE_BYTES:
             raise BadImage(f"{size / 2**30:.1f} GiB: larger than any image vggnet reads")
         try:
@@ -261,11 +263,9 @@ class ArchiveSource(FileSource):
             raise BadImage(f"cannot be read from the archive ({err})") from None
 
     def size(self, name: str) -> int:
-        tree = self._open()
-        member = tree.files[tree.resolve(name) or name]
-        return member.size if isinstance(member, tarfile.TarInfo) else member.file_size  # type: ignore[union-attr]
+        return self._member(name)[1]
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, names: list[str]) -> str:  # the archive as a whole stands for its members
         st = self.path.stat()
         return hashlib.sha256(_encoded(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}")).hexdigest()[:24]
 
@@ -338,6 +338,3 @@ def head(source: FileSource, name: str, n: int) -> bytes:
     except (OSError, BadImage):
         return b""
 
-
-def iter_files(listing: Listing) -> Iterator[str]:
-    return (name for name, kind in listing.items() if kind == "file")

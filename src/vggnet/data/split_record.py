@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import DataSplits
+from vggnet.data.datasets import DataSplits, held_key
 from vggnet.errors import CheckpointError
 
 SPLIT_FILE = "split.json"
@@ -21,12 +21,6 @@ def data_identity(spec: str | os.PathLike[str]) -> str:
     if text in ("cifar10", "sample") or not Path(text).expanduser().exists():
         return text
     return str(Path(text).expanduser().resolve())
-
-
-def held_key(name: str) -> str:
-    """An image as ``class/file``: unique in a pool (its class folders are side by side), and the
-    same whatever folder or archive wraps the dataset."""
-    return "/".join(name.split("/")[-2:])
 
 
 def make_record(spec: str | os.PathLike[str], data: DataSplits) -> dict:

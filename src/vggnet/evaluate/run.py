@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import DataSplits, load_data, names_of, split_off
+from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, split_off
 from vggnet.data.loader import make_batches
-from vggnet.data.split_record import data_identity, held_key, held_out_bytes, read_split, run_dir_of
+from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError

@@ -356,8 +356,7 @@ def train(
             splits.skipped.update(new_skips)
             log.warning("epoch %d: %d undecodable images skipped (first: %s); --strict stops instead",
                         epoch, len(new_skips), min(new_skips))
-            if dist.main:  # the summary in run.json lists them too
-                run_info["skipped_images"] = splits.skipped
+            if dist.main:  # run.json's skipped_images is splits.skipped; its summary lists them too
                 summary["undecodable"] = files_summary(splits.skipped)
                 _write_json(run_dir / "run.json", run_info)
         loss_sum, correct, total_seen = sum_across(dist, loss_sum, correct, torch.tensor(seen, device=device))
