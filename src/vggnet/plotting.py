@@ -6,6 +6,7 @@ matplotlib is an optional extra (``pip install 'vggnet[plot]'``); only PNG outpu
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,10 @@ def pyplot() -> Any:
         raise MissingDependencyError("PNG output needs matplotlib: pip install 'vggnet[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    # a class named with an emoji or a script the default font lacks is drawn as a box; the text
+    # reports name it exactly, so the warning (printed once per figure, with a source line) is noise
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
 
     return plt
 

@@ -119,3 +119,20 @@ def test_leftover_held_out_images_are_spread_over_classes_by_the_seed():
     picked = [set(labels[stratified_split(labels, 0.1, seed)[1]].tolist()) for seed in (0, 1)]
     assert all(len(p) == 200 for p in picked) and picked[0] != picked[1]
     assert max(picked[0]) > 900  # not the first 200 classes by name
+
+
+def test_mixed_small_sizes_are_said_once(tmp_path, monkeypatch, caplog):
+    from tests.helpers import image_bytes
+    from vggnet.data.datasets import load_data
+
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "d"
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(4):
+                (root / split / cls / f"{i}.png").write_bytes(image_bytes((9, 9, 9), size=40 if i == 0 else 32,
+                                                                           fmt="PNG"))
+    with caplog.at_level("WARNING", logger="vggnet"):
+        load_data(root, progress=False)
+    assert [r.getMessage().startswith("image sizes vary") for r in caplog.records] == [True]

@@ -143,7 +143,8 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
     def load(folder: FolderIndex) -> Split:
         if not small:
             return folder
-        arrays = load_folder_arrays(folder, survey.median_side, progress=progress, strict=strict)
+        arrays = load_folder_arrays(folder, survey.median_side, progress=progress, strict=strict,
+                                    sizes_said=survey.mixed)
         skipped.update(arrays.skipped)
         return arrays
 

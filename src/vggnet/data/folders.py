@@ -153,10 +153,11 @@ def _matches(cached: ImageArrays, folder: FolderIndex) -> bool:
 
 
 def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True, use_cache: bool = True,
-                       strict: bool = False) -> ImageArrays:
+                       strict: bool = False, sizes_said: bool = False) -> ImageArrays:
     """Decode a split to a uint8 tensor at ``side`` x ``side`` (shorter side scaled to ``side``,
     centre crop: deterministic); bad files are skipped and recorded (``strict``: the first one
-    stops it, named). Each image keeps its file name (:attr:`ImageArrays.names`).
+    stops it, named). Each image keeps its file name (:attr:`ImageArrays.names`). Images of
+    another size are counted in a warning, unless ``sizes_said`` (the size survey already said so).
 
     The result is cached, keyed by the files' names, sizes, mtimes and inodes, so a dataset is
     decoded once whatever the seed or split taken from it later.
@@ -199,7 +200,7 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
             kept.append(name)
     if not kept:
         raise DataError(f"none of the {len(folder)} images in {printable(str(folder.source.path))} can be decoded")
-    if other_sizes:
+    if other_sizes and not sizes_said:
         log.warning("%d of %d images are not %dx%d: each was resized (shorter side to %d, centre crop)",
                     other_sizes, len(kept), side, side, side)
     n = len(kept)

@@ -61,7 +61,7 @@ def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.P
             raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
         split = split or "val"
         mine = same_path and split == "val" and splits.held_out is not None
-        return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the {split} split"
+        return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
     pool = splits.val  # a flat folder: every image
     keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
