@@ -11,7 +11,7 @@ from vggnet.cli import cli
 from vggnet.errors import MissingDependencyError
 from vggnet.export import export_onnx, verify_onnx
 from vggnet.models import create_model, to_fully_convolutional
-from vggnet.train.checkpoint import save_weights
+from vggnet.runs import save_weights
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

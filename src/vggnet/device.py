@@ -34,8 +34,41 @@ def autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
     return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _unavailable(device: torch.device) -> str | None:
+    """Why ``device`` cannot run here (None: it can)."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            built = "this torch has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            return f"device {device} is not available ({built}); use --device cpu"
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"device {device} does not exist: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return f"device {device} is not available (no Apple GPU, or this torch was built without MPS); use --device cpu"
+    if device.type == "mps" and device.index not in (None, 0):
+        return f"device {device} does not exist: there is one MPS device, mps"
+    return None
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a torch.device; None means cuda when available, else cpu."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` as a torch.device; None means cuda when available, else cpu. A name torch does not
+    know, a device type vggnet does not run on, or a device this machine lacks is a one-line error
+    here, before any data is read (torch would fail later, deep in the first copy to it)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        resolved = device
+    else:
+        try:
+            resolved = torch.device(str(device).strip())
+        except RuntimeError:
+            resolved = None
+        if resolved is None or resolved.type not in DEVICE_TYPES:
+            raise VggnetError(f"unknown device {str(device)!r}; valid: cpu, cuda, cuda:N (a GPU's index), mps")
+    why = _unavailable(resolved)
+    if why:
+        raise VggnetError(why)
+    return resolved

@@ -38,6 +38,7 @@ def test_download_into_cache_with_md5_then_split(tmp_path, monkeypatch):
     try:
         monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
         monkeypatch.setattr(cifar, "MD5", md5(archive))
+        monkeypatch.setattr(cifar, "SIZE", archive.stat().st_size)
         monkeypatch.setattr(cifar, "URL", server.url)
         splits = load_data("cifar10", val_fraction=0.1, seed=3, progress=False)
         assert (tmp_path / "home" / "cifar10" / "cifar-10-python.tar.gz").read_bytes() == archive.read_bytes()
@@ -54,6 +55,7 @@ def test_wrong_md5_download_is_refused(tmp_path, monkeypatch):
     server = FileServer(archive.read_bytes())
     try:
         monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(cifar, "SIZE", archive.stat().st_size)
         monkeypatch.setattr(cifar, "URL", server.url)  # the real MD5 cannot match this archive
         with pytest.raises(ChecksumError, match="expected c58f30108f718f92721af3b95e74349a"):
             cifar.load_cifar10(progress=False)

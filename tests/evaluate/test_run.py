@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from tests.helpers import colour_folders
-from vggnet.errors import DataError
+from vggnet.errors import DataError, VggnetError
 from vggnet.evaluate.predict import predict_images
 from vggnet.evaluate.run import evaluate_checkpoint
 from vggnet.train.loop import train
@@ -46,11 +46,11 @@ def test_evaluate_val_split_matches_the_training_report(trained):
 def test_evaluate_refuses_other_classes_and_missing_splits(trained, tmp_path):
     root, data = trained
     with pytest.raises(DataError, match=r"has no 'test' split; it has train, val"):
-        evaluate_checkpoint(root / "run", data, tmp_path, split="test", progress=False)
+        evaluate_checkpoint(root / "run", data, tmp_path / "ev", split="test", progress=False)
     (tmp_path / "y" / "cats").mkdir(parents=True)
     shutil.copy(data / "val" / "red" / "0.png", tmp_path / "y" / "cats" / "0.png")  # leave the data whole
     with pytest.raises(DataError, match="but the checkpoint was trained on"):
-        evaluate_checkpoint(root / "run", tmp_path / "y", tmp_path, progress=False)
+        evaluate_checkpoint(root / "run", tmp_path / "y", tmp_path / "ev", progress=False)
 
 
 def test_predict_ranks_labels_with_probabilities(trained, tmp_path):
@@ -109,3 +109,22 @@ def test_protocols_on_streamed_images_of_different_sizes(tmp_path):
         pred = protocol_predictions([(model, meta)], scan_folder(root).splits["all"], protocol, [64, 72],
                                     device=torch.device("cpu"), progress=False)
         assert (len(pred), pred.skipped) == (2, 1) and pred.topk.shape == (2, 2)
+
+
+def test_evaluate_never_writes_into_a_training_run_or_the_users_folder(trained, tmp_path):
+    root, data = trained
+    before = {p.name: p.read_bytes() for p in (root / "run").iterdir() if p.is_file()}
+    with pytest.raises(VggnetError, match="holds a training run, not an evaluation: choose another --out"):
+        evaluate_checkpoint(root / "run", data, root / "run", progress=False)
+    assert {p.name: p.read_bytes() for p in (root / "run").iterdir() if p.is_file()} == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.md").write_text("my report")
+    with pytest.raises(VggnetError, match="is not empty and holds no vggnet evaluate output"):
+        evaluate_checkpoint(root / "run", data, tmp_path / "notes", progress=False)
+    assert (tmp_path / "notes" / "report.md").read_text() == "my report"
+    with pytest.raises(VggnetError, match="unknown split"):
+        evaluate_checkpoint(root / "run", data, tmp_path / "new", split="bogus", progress=False)
+    assert not (tmp_path / "new").exists()
+    evaluate_checkpoint(root / "run", data, tmp_path / "ev", progress=False)
+    evaluate_checkpoint(root / "run", data, tmp_path / "ev", protocol="multi-crop", progress=False)  # its own
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"] == "multi-crop"

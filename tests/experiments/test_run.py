@@ -92,3 +92,14 @@ def test_an_arm_whose_loss_blows_up_is_a_result_not_a_crash(colours, tmp_path):
     report = (tmp_path / "lrn" / "report.md").read_text()
     assert report.count("stopped: non-finite loss in epoch 1 **diverged**") == 2
     assert (tmp_path / "lrn" / "a" / "diverged.json").exists()
+
+
+def test_a_study_never_writes_among_the_users_files(colours, tmp_path):
+    from vggnet.runs import RunDirError
+
+    mine = tmp_path / "mine"
+    (mine / "a").mkdir(parents=True)
+    (mine / "a" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="is not empty and holds no vggnet study output"):
+        run_study("lrn", colours, mine, overrides=TINY, progress=False)
+    assert [p.relative_to(mine).as_posix() for p in sorted(mine.rglob("*"))] == ["a", "a/notes.txt"]

@@ -12,7 +12,7 @@ from vggnet.data.folders import scan_folder
 from vggnet.data.loader import make_batches
 from vggnet.errors import VggnetError
 from vggnet.models import create_model
-from vggnet.train.checkpoint import load_checkpoint
+from vggnet.runs import load_checkpoint
 from vggnet.train.distributed import DistInfo, local_batch_size, wrap_model
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe

@@ -10,8 +10,8 @@ import torch
 
 from tests.train.test_distributed import subprocess_env
 from vggnet.errors import VggnetError
+from vggnet.runs import RunDir, load_checkpoint
 from vggnet.train import loop
-from vggnet.train.checkpoint import load_checkpoint
 from vggnet.train.recipes import get_recipe
 
 EPOCHS = 12
@@ -86,7 +86,8 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(colours, tm
 
 def test_a_run_killed_before_its_first_checkpoint_can_start_again(colours, tmp_path):
     run = tmp_path / "run"
-    (run / "checkpoints" / ".epoch-abc").mkdir(parents=True)  # a checkpoint write cut short
+    with RunDir(run).claim():  # what a run killed before its first checkpoint leaves: its lock file, ...
+        (run / "checkpoints" / ".epoch-abc").mkdir(parents=True)  # ... and a checkpoint write cut short
     (run / "checkpoints" / ".epoch-abc" / "model.safetensors").write_bytes(b"half")
     loop.train("vgg11_bn", colours, get_recipe("cifar", {**SETS, "epochs": "1"}), run, seed=0, progress=False)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["LATEST", "epoch-0001"]

@@ -6,7 +6,7 @@ import torch
 
 from vggnet.data import transforms
 from vggnet.errors import VggnetError
-from vggnet.train.checkpoint import load_checkpoint
+from vggnet.runs import load_checkpoint
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 

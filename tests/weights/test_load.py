@@ -7,7 +7,7 @@ import torch
 
 from vggnet.errors import CheckpointError
 from vggnet.models import create_model
-from vggnet.train import checkpoint as ck
+from vggnet.runs import checkpoint as ck
 from vggnet.weights.load import read_weights
 
 

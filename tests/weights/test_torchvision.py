@@ -7,7 +7,7 @@ import torch
 from tests.helpers import FileServer
 from vggnet.errors import CheckpointError, ChecksumError, DownloadError, VggnetError
 from vggnet.models import create_model
-from vggnet.train.checkpoint import save_weights
+from vggnet.runs import save_weights
 from vggnet.weights import hub
 from vggnet.weights.load import infer_head, infer_network, load_pretrained, load_state_dict_file, pretrained_model
 

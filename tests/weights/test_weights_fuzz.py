@@ -9,7 +9,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from tests.fuzz import FUZZ, damaged, no_hang
 from vggnet.errors import VggnetError
-from vggnet.train import checkpoint as ck
+from vggnet.runs import checkpoint as ck
 from vggnet.weights.load import read_weights
 
 STATE = {"features.0.weight": torch.arange(108.0).view(4, 3, 3, 3), "features.0.bias": torch.ones(4)}

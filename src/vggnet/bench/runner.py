@@ -91,7 +91,7 @@ def _agreement(model_name: str, size: int, n: int, device: torch.device) -> floa
     x = F.interpolate(images.float().div(255), size=(size, size), mode="bilinear", align_corners=False)
     x = ((x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)).to(device)
     torch.manual_seed(0)
-    model = create_model(model_name, **model_kwargs(size)).eval().to(device)
+    model = create_model(model_name, **model_kwargs(model_name, size)).eval().to(device)
     top = []
     for dtype in (None, torch.bfloat16):
         with torch.inference_mode(), autocast(device.type, dtype):
@@ -105,7 +105,7 @@ def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, preci
                 device: str | None = None, agreement: int = 64, progress: bool = True) -> dict:
     """Forward-pass throughput of ``model``; with ``baseline`` also plain eager fp32 NCHW and the ratio."""
     dev = resolve_device(device)
-    flops = 2 * trace(model, image_size, **model_kwargs(image_size)).macs
+    flops = 2 * trace(model, image_size, **model_kwargs(model, image_size)).macs
     spec = {"kind": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
             "precision": precision, "compile": compile, "compile_mode": compile_mode, "steps": steps,
             "warmup": warmup, "device": str(dev)}
@@ -129,7 +129,7 @@ def bench_train(model: str, data: str = "synthetic", batch_size: int = 128, *, i
             "compile_mode": compile_mode, "steps": steps, "warmup": warmup, "workers": workers, "device": str(dev)}
     runs = _alternate(spec, baseline, rounds, progress)
     size = runs["vggnet"][0]["image_size"]  # the data's own side; --image-size is for synthetic data
-    t = trace(model, size, **model_kwargs(size))
+    t = trace(model, size, **model_kwargs(model, size))
     out = {"bench": "train", "model": model, "data": data, "batch_size": batch_size, "image_size": size,
            "grad_checkpointing": grad_checkpointing, "compile": compile, "rounds": rounds, "steps": steps}
     return _finish(out, runs, batch_size, 2 * (t.macs + t.macs_backward), dev)

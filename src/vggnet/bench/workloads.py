@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from vggnet.data.arrays import ImageArrays
@@ -66,9 +65,11 @@ def _timed(step, warmup: int, steps: int, device: torch.device) -> list[float]:
     return times
 
 
-def model_kwargs(size: int) -> dict:
-    """The head both sides build: CIFAR-size inputs get the linear head and 10 classes."""
-    return {"num_classes": 10, "head": "linear", "dropout": 0.0} if size <= 64 else {}
+def model_kwargs(name: str, size: int) -> dict:
+    """The head both sides build: CIFAR-size inputs get 10 classes (and, for a VGG, the linear head)."""
+    if size > 64:
+        return {}
+    return {"num_classes": 10, "head": "linear", "dropout": 0.0} if name.startswith("vgg") else {"num_classes": 10}
 
 
 def _compiled(model: torch.nn.Module, spec: dict) -> torch.nn.Module:
@@ -86,7 +87,7 @@ def infer(spec: dict) -> dict:
     pays, optional torch.compile. Baseline: eager fp32 NCHW under no_grad."""
     device = resolve_device(spec.get("device"))
     b, s = spec["batch_size"], spec["image_size"]
-    model = create_model(spec["model"], **model_kwargs(s)).eval().to(device)
+    model = create_model(spec["model"], **model_kwargs(spec["model"], s)).eval().to(device)
     x = torch.randn(b, 3, s, s, device=device)
     if spec["side"] == "baseline":
         def step() -> None:
@@ -160,13 +161,13 @@ def train(spec: dict) -> dict:
     from vggnet.data.transforms import BatchTransform
     from vggnet.train.optim import build_optimizer
     from vggnet.train.recipes import get_recipe
-    from vggnet.train.step import train_step
+    from vggnet.train.step import classification_loss, train_step
 
     device = resolve_device(spec.get("device"))
     arrays = _arrays(spec)
     s, b = arrays.images.shape[-1], spec["batch_size"]
     pad = 4 if s <= 64 else 0
-    model = create_model(spec["model"], **model_kwargs(s)).to(device).train()
+    model = create_model(spec["model"], **model_kwargs(spec["model"], s)).to(device).train()
     recipe = get_recipe("cifar", {"batch_size": b})
     if spec["side"] == "baseline":
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.9, weight_decay=5e-4)
@@ -177,7 +178,7 @@ def train(spec: dict) -> dict:
 
         def step() -> None:
             x, y = next(batches)
-            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+            loss = classification_loss(model(x.to(device)), y.to(device))[0]  # GoogLeNet's aux heads too
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -2,28 +2,46 @@
 
 Every command is a Python function too; the CLI only parses, calls and prints. A user error
 (:class:`vggnet.errors.VggnetError`) becomes one ``error: ...`` line on stderr and exit code 2.
+Whatever reaches the terminal from the data (file, member and class names) is escaped first
+(:func:`vggnet.terminal.printable_text`), in errors and warnings alike.
 """
 
 from __future__ import annotations
 
 import sys
+from errno import ENOSPC
 
 import click
+from safetensors import SafetensorError
 
 from vggnet import __version__
-from vggnet.errors import VggnetError, one_line
+from vggnet.atomic import write_failure
+from vggnet.errors import VggnetError
+from vggnet.terminal import install_log_handler, printable_text
+
+
+def _message(err: BaseException) -> str | None:
+    """The one line for an error the user can act on; None for a genuine bug (it keeps its traceback)."""
+    if isinstance(err, VggnetError):
+        return str(err).strip() or type(err).__name__
+    if isinstance(err, OSError):  # a file that cannot be read or written: say which
+        full = "; free some space and run again" if err.errno == ENOSPC else ""
+        where = f": {err.filename}" if err.filename else full
+        return f"{err.strerror or err}{where}"
+    reason = write_failure(err)  # a library's failed write (safetensors, torch.save) lost the path
+    return f"cannot write: {reason}; free some space and run again" if reason else None
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
+        install_log_handler()  # warnings: one escaped line each, not Python's bare last-resort print
         try:
             return super().invoke(ctx)
-        except VggnetError as err:
-            click.echo(f"error: {one_line(err)}", err=True)
-            ctx.exit(2)
-        except OSError as err:  # a file that cannot be read or written: say which, no traceback
-            where = f": {err.filename}" if err.filename else ""
-            click.echo(f"error: {err.strerror or err}{where}", err=True)
+        except (VggnetError, OSError, RuntimeError, SafetensorError) as err:
+            message = _message(err)
+            if message is None:
+                raise
+            click.echo(f"error: {printable_text(message)}", err=True)
             ctx.exit(2)
 
 

@@ -13,10 +13,12 @@ from vggnet.analysis.compare import DEFAULT_MODELS, compare
 from vggnet.analysis.filters import filter_arithmetic
 from vggnet.analysis.trace import trace
 from vggnet.cli import cli
+from vggnet.cli.options import check_output_file
 from vggnet.errors import VggnetError
 from vggnet.models.registry import ALIASES, list_models, resolve_name
 from vggnet.models.vgg import HEADS
 from vggnet.plotting import save_figure
+from vggnet.terminal import printable_text
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,6 +57,7 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
                     num_classes: int | None, head: str | None, batch_norm: bool | None,
                     as_json: bool, png: str | None) -> None:
     """Per-layer shapes, parameters, MACs, memory and receptive field of MODEL."""
+    check_output_file(png)  # before anything is printed
     kwargs = {k: v for k, v in (("num_classes", num_classes), ("head", head), ("batch_norm", batch_norm))
               if v is not None}
     result = trace(resolve_name(model), input_size=input_size, dtype=DTYPES[dtype], **kwargs)
@@ -70,7 +73,7 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
             console.print(f"  - {line}", highlight=False)
     if png:
         path = save_figure(render.trace_figure(result), png)
-        click.echo(f"saved {path}", err=as_json)
+        click.echo(f"saved {printable_text(str(path))}", err=as_json)
 
 
 @cli.command("compare")
@@ -81,6 +84,7 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
               help="Also save a chart of MACs against published top-1.")
 def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png: str | None) -> None:
     """Every VGG configuration next to AlexNet, GoogLeNet, ResNet and DenseNet (or MODELS)."""
+    check_output_file(png)  # before anything is printed
     names = [resolve_name(m) for m in models] or DEFAULT_MODELS
     rows = compare(names, input_size)
     if as_json:
@@ -89,7 +93,7 @@ def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png
         _console().print(render.compare_table(rows, input_size))
     if png:
         path = save_figure(render.compare_figure(rows), png)
-        click.echo(f"saved {path}", err=as_json)
+        click.echo(f"saved {printable_text(str(path))}", err=as_json)
 
 
 @cli.command("filters")

@@ -7,6 +7,7 @@ import json
 import click
 
 from vggnet.cli import cli
+from vggnet.cli.options import check_data_arg, device_option
 from vggnet.device import PRECISIONS
 
 
@@ -22,11 +23,19 @@ def _common(f):
         click.option("--baseline", is_flag=True, help="Also run plain PyTorch and report the ratios."),
         click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
                      help="Alternated rounds, each side in a fresh process; medians are reported."),
-        click.option("--device", default=None),
+        device_option(),
         click.option("--quiet", is_flag=True),
     ]):
         f = option(f)
     return f
+
+
+def _check(model: str, image_size: int | None) -> None:
+    """What the benchmark processes would refuse, refused here first, in one line (each side runs
+    in a fresh process): an unknown model, images too small for it."""
+    from vggnet.models.registry import check_input_size
+
+    check_input_size(model, image_size or 0)  # an unknown name is refused here too
 
 
 @cli.group("bench")
@@ -46,6 +55,7 @@ def infer_command(model, precision, compile_, compile_mode, baseline, rounds, de
     """Forward passes; the baseline is eager fp32 NCHW under no_grad."""
     from vggnet.bench import bench_infer
 
+    _check(model, image_size)
     out = bench_infer(model, batch_size, image_size, precision=precision, compile=compile_, compile_mode=compile_mode,
                       baseline=baseline,
                       rounds=rounds, steps=steps, device=device, agreement=agreement, progress=not quiet)
@@ -68,6 +78,8 @@ def train_command(model, precision, compile_, compile_mode, baseline, rounds, de
     eager fp32 NCHW, SGD."""
     from vggnet.bench import bench_train
 
+    _check(model, image_size if data == "synthetic" else None)
+    check_data_arg(data, extra=("synthetic",))  # before the benchmark processes start
     out = bench_train(model, data, batch_size, image_size=image_size, precision=precision,
                       grad_checkpointing=grad_checkpointing, compile=compile_, compile_mode=compile_mode,
                       baseline=baseline, rounds=rounds,

@@ -9,6 +9,7 @@ import click
 
 from vggnet.cli import cli
 from vggnet.cli.analysis import _console
+from vggnet.terminal import printable_text, table_cell
 
 MB = 10**6
 
@@ -47,7 +48,7 @@ def list_command(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not entries:
-        click.echo(f"the cache is empty ({folder})")
+        click.echo(f"the cache is empty ({printable_text(str(folder))})")
         return
     right = {"justify": "right"}
     table = Table("entry", Column("images", **right), Column("side", **right), Column("classes", **right),
@@ -55,15 +56,17 @@ def list_command(as_json: bool) -> None:
     for e in entries:
         used = datetime.fromtimestamp(e.mtime).strftime("%Y-%m-%d %H:%M")
         if e.damaged:
-            table.add_row(e.path.stem, "damaged", "", "", _mb(e.size), used)
+            table.add_row(table_cell(e.path.stem), "damaged", "", "", _mb(e.size), used)
         else:
-            table.add_row(e.path.stem, f"{e.images:,}", str(e.side), str(e.classes), _mb(e.size), used)
+            table.add_row(table_cell(e.path.stem), f"{e.images:,}", str(e.side), str(e.classes), _mb(e.size), used)
     _console().print(table)
     for e in entries:
         if e.damaged:
-            click.echo(f"{e.path.stem} is damaged ({e.damaged}); 'vggnet cache clear' removes it (reading it does too)")
+            click.echo(printable_text(f"{e.path.stem} is damaged ({e.damaged}); 'vggnet cache clear' removes it "
+                                      "(reading it does too)"))
     total = sum(e.size for e in entries)
-    click.echo(f"{_entries(len(entries))}, {_mb(total)} in {folder} (bound {bound / 2**30:.3g} GiB)")
+    where = printable_text(str(folder))
+    click.echo(f"{_entries(len(entries))}, {_mb(total)} in {where} (bound {bound / 2**30:.3g} GiB)")
 
 
 @cache_group.command("clear")
@@ -72,4 +75,4 @@ def clear_command() -> None:
     from vggnet.data.array_cache import cache_folder, clear_cache
 
     entries, freed = clear_cache()
-    click.echo(f"removed {_entries(entries)} ({_mb(freed)}) from {cache_folder()}")
+    click.echo(f"removed {_entries(entries)} ({_mb(freed)}) from {printable_text(str(cache_folder()))}")

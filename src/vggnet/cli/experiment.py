@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from vggnet.cli import cli
+from vggnet.cli.options import check_data_arg, device_option
 from vggnet.experiments.studies import STUDIES
+from vggnet.terminal import printable_text
 
 
 class _StudyGroup(click.Group):
@@ -38,7 +40,7 @@ def list_command() -> None:
               help="small: a fixed subset, ~20 min on a 2-core CPU; full: all of it, for a GPU.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report directory [runs/experiments/NAME-BUDGET].")
-@click.option("--device", default=None)
+@device_option()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 def run_command(name, data, budget, out, device, seed, quiet) -> None:
@@ -47,8 +49,9 @@ def run_command(name, data, budget, out, device, seed, quiet) -> None:
     from vggnet.experiments.studies import get_study
 
     get_study(name)  # an unknown name fails before anything runs
+    check_data_arg(data)
     out = Path(out or f"runs/experiments/{name}-{budget}")
     result = run_study(name, data, out, budget=budget, device=device, seed=seed, progress=not quiet)
     scored = [r for r in result["arms"] if r["top1"] is not None]  # arms that diverged have no score
     best = f"best {max(scored, key=lambda r: r['top1'])['label']}" if scored else "every arm diverged"
-    click.echo(f"{name}: {best}; report: {out / 'report.md'}")
+    click.echo(printable_text(f"{name}: {best}; report: {out / 'report.md'}"))

@@ -9,6 +9,7 @@ import click
 from vggnet.cli import cli
 from vggnet.errors import VggnetError
 from vggnet.export import FORMATS
+from vggnet.terminal import printable_text
 
 
 def _default_out(source: str, fully_convolutional: bool) -> Path:
@@ -48,7 +49,7 @@ def export_command(checkpoint, weights, model, fmt, fully_convolutional, out, ve
     if fully_convolutional:
         net = to_fully_convolutional(net).eval()
     path = export_model_onnx(net, meta, out or _default_out(source, fully_convolutional))
-    click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    click.echo(f"wrote {printable_text(str(path))} ({path.stat().st_size / 2**20:.1f} MiB)")
     if verify:
         size = meta["image_size"]
         shapes = [(3, 3, size, size)]

@@ -10,6 +10,7 @@ from rich.table import Table
 from vggnet.cli import cli
 from vggnet.cli.analysis import _console
 from vggnet.errors import VggnetError
+from vggnet.terminal import table_cell
 
 
 @cli.command("predict")
@@ -34,5 +35,6 @@ def predict_command(images, checkpoint, weights, model, top_k, as_json) -> None:
     table = Table("image", "rank", "label", "probability")
     for r in results:
         for rank, t in enumerate(r[f"top{top_k}"], start=1):
-            table.add_row(r["image"] if rank == 1 else "", str(rank), t["label"], f"{t['probability']:.2%}")
+            table.add_row(table_cell(r["image"] if rank == 1 else ""), str(rank), table_cell(t["label"]),
+                          f"{t['probability']:.2%}")
     _console().print(table)

@@ -7,11 +7,33 @@ from pathlib import Path
 import click
 
 from vggnet.cli import cli
+from vggnet.cli.options import check_weights_arg, device_option
 from vggnet.errors import VggnetError
 from vggnet.evaluate.protocol import PROTOCOLS
-from vggnet.train.recipes import RECIPES
+from vggnet.terminal import printable_text
+from vggnet.train.recipes import RECIPES, Recipe
 
 DATA_HELP = "'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive or class folders."
+
+
+KNOWN_SIZES = {"cifar10": 32, "sample": 32}  # image sides of the named datasets, known before they are read
+
+
+def _check_model_size(model: str, size: int) -> None:
+    """A model that cannot take ``size`` px images (when it is known up front) stops here."""
+    from vggnet.models.registry import check_input_size
+
+    check_input_size(model, size)
+
+
+def _check_sources(recipe: Recipe) -> None:
+    """The weights or the shallower run a recipe starts from, checked before the data is read."""
+    if recipe.weights:
+        check_weights_arg(recipe.weights)
+    if recipe.init_from:
+        from vggnet.runs import find_checkpoint
+
+        find_checkpoint(recipe.init_from)
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -39,7 +61,7 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--resume", type=click.Path(file_okay=False, exists=True), default=None,
               help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available]")
+@device_option()
 @click.option("--deterministic", is_flag=True, help="Use only deterministic kernels (slower on GPU).")
 @click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip it, warn).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
@@ -69,14 +91,17 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
             if value is not None:
                 overrides[key] = value
         run_dir = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
-        how = {"model_name": model, "data": data, "recipe": get_recipe(recipe, overrides), "seed": seed,
+        chosen = get_recipe(recipe, overrides)
+        _check_model_size(model, chosen.image_size or KNOWN_SIZES.get(str(data), 0))
+        _check_sources(chosen)
+        how = {"model_name": model, "data": data, "recipe": chosen, "seed": seed,
                "deterministic": deterministic, "strict": strict}
     try:
         result = train(out=run_dir, **how, **common)
     except KeyboardInterrupt:
         latest = run_dir / "checkpoints" / "LATEST"
         kept = f"checkpoint {latest.read_text().strip()} is kept" if latest.exists() else "no epoch had finished"
-        click.echo(f"interrupted: {kept}; continue with `vggnet train --resume {run_dir}`", err=True)
+        click.echo(printable_text(f"interrupted: {kept}; continue with `vggnet train --resume {run_dir}`"), err=True)
         raise SystemExit(130) from None
     finally:
         shutdown_distributed()
@@ -84,16 +109,21 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
     if not m:  # a torchrun process other than rank 0: rank 0 reports
         return
     click.echo(f"val top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  "
-               f"({m['images']} images); report: {result.run_dir / 'report.md'}")
+               f"({m['images']} images); report: {printable_text(str(result.run_dir / 'report.md'))}")
 
 
 def _scales(text: str | None) -> tuple[int, ...] | None:
+    """--scales as pixel sizes, each in range (that each is at least the checkpoint's crop size is
+    checked once the checkpoint is read)."""
     if not text:
         return None
+    from vggnet.evaluate.protocol_run import check_scales
+
     try:
-        return tuple(int(q) for q in text.split(","))
+        scales = tuple(int(q) for q in text.split(","))
     except ValueError:
         raise VggnetError(f"--scales takes comma-separated pixel sizes such as 256,384,512, got {text!r}") from None
+    return check_scales(scales)
 
 
 @cli.command("evaluate")
@@ -108,7 +138,7 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--scales", default=None, help="Test scales Q, e.g. 256,384,512 [Q; the paper's three for dense].")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Where metrics.json and the report go.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--device", default=None)
+@device_option()
 @click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip, count).")
 @click.option("--quiet", is_flag=True)
 def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, strict, quiet) -> None:
@@ -118,5 +148,5 @@ def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size
     m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
                             batch_size=batch_size, device=device, progress=not quiet, strict=strict)
     skipped = f", {m['skipped']} unreadable skipped" if m["skipped"] else ""
-    click.echo(f"{m['split']} ({m['images_are']}): top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  "
-               f"loss {m['loss']:.4f}  ({m['images']} images{skipped}); {Path(out) / 'metrics.json'}")
+    click.echo(printable_text(f"{m['split']} ({m['images_are']}): top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  "
+                              f"loss {m['loss']:.4f}  ({m['images']} images{skipped}); {Path(out) / 'metrics.json'}"))

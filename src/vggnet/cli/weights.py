@@ -9,6 +9,7 @@ import click
 
 from vggnet.cli import cli
 from vggnet.cli.analysis import _console
+from vggnet.terminal import printable_text, table_cell
 
 
 @cli.group("weights")
@@ -30,7 +31,8 @@ def list_command(as_json: bool) -> None:
         return
     table = Table("name", "model", "source", "cached", "url")
     for r in rows:
-        table.add_row(r["name"], r["model"], r["source"], "yes" if r["cached"] else "", r["url"])
+        table.add_row(*(table_cell(r[k]) for k in ("name", "model", "source")), "yes" if r["cached"] else "",
+                      table_cell(r["url"]))
     _console().print(table)
 
 
@@ -43,7 +45,7 @@ def download_command(names: tuple[str, ...], url: str | None, quiet: bool) -> No
     from vggnet.weights.hub import fetch_weights
 
     for name in names:
-        click.echo(fetch_weights(name, url=url, progress=not quiet))
+        click.echo(printable_text(str(fetch_weights(name, url=url, progress=not quiet))))
 
 
 @weights_group.command("convert")
@@ -59,4 +61,4 @@ def convert_command(weights: str, out: str, model: str | None) -> None:
     from vggnet.weights.load import save_for_inference
 
     path = save_for_inference(weights, Path(out), model)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {printable_text(str(path))}")

@@ -10,10 +10,12 @@ format uses, so a hostile file cannot run code.
 from __future__ import annotations
 
 import io
+import math
 import numbers
 import os
 import pickle
 import pickletools
+import posixpath
 import tarfile
 from pathlib import Path
 
@@ -23,16 +25,22 @@ import torch
 from vggnet.cache import cache_dir
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.download import download
-from vggnet.errors import DataError
+from vggnet.data.sources import FileRefused, max_file_bytes, printable, read_regular, stat_regular
+from vggnet.errors import DataError, one_line
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
+SIZE = 170_498_071  # bytes of cifar-10-python.tar.gz: the download stops past it
 ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCHES = ("test_batch",)
 SIDE = 32
 
+BATCH_ROWS = 10_000
+"""Images in one batch of the release; no batch holds more."""
+MEMBER_BYTES = 64 << 20
+"""A batch file is 31 MB (10,000 x 3,072 bytes, labels and file names): a bigger member is not one."""
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -42,11 +50,58 @@ _ALLOWED = {
 }
 
 
+class _Refused(Exception):
+    """An array in a batch that the format does not allow, met before it is allocated."""
+
+
+def _elements(shape: object) -> int | None:
+    """The number of elements of a pickled array's shape; None if it is not a tuple of sizes."""
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    return math.prod(shape)
+
+
+class _BoundedArray(np.ndarray):
+    """What a batch's arrays are rebuilt as: the shape their state declares is checked before
+    numpy allocates it, and numpy then requires the bytes to be in the file (never zero-filled)."""
+
+    def __setstate__(self, state: tuple) -> None:
+        shape = state[-4] if isinstance(state, tuple) and len(state) in (4, 5) else None
+        n = _elements(shape)
+        if n is not None:  # elements, and bytes: a subarray dtype multiplies one element's size
+            n = max(n, n * getattr(state[-3], "itemsize", 1) // 8)
+        if n is None or n > BATCH_ROWS * 3 * SIDE * SIDE:
+            raise _Refused(f"an array of shape {shape}, larger than a batch holds ({BATCH_ROWS} x {3 * SIDE * SIDE})")
+        super().__setstate__(state)
+
+
+class _NdarrayClass:
+    """What the name ``numpy.ndarray`` loads as: only :func:`_reconstruct`'s first argument. Called
+    directly it would allocate whatever shape it is given, with no data behind it: refused."""
+
+    def __call__(self, *args: object) -> None:
+        raise _Refused("numpy.ndarray called directly (an array whose data is not in the file)")
+
+
+_NDARRAY = _NdarrayClass()
+
+
 class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _ALLOWED:
             raise DataError(f"CIFAR batch refers to {module}.{name}, which the format never uses")
-        return super().find_class(module, name)
+        if name == "ndarray":
+            return _NDARRAY
+        found = super().find_class(module, name)
+        if name != "_reconstruct":
+            return found
+
+        def reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+            if subtype is not _NDARRAY or _elements(shape) != 0:  # numpy writes (ndarray, (0,), b'b')
+                raise _Refused(f"an array rebuilt as {shape!r} before its data (not how numpy pickles)")
+            return found(_BoundedArray, shape, dtype)
+
+        return reconstruct
 
 
 MAX_MEMO = 1024  # a CIFAR batch memoises about 30 objects; a damaged index can ask for gigabytes
@@ -66,11 +121,57 @@ def _unpickle(data: bytes, what: str) -> dict:
         obj = _BatchUnpickler(io.BytesIO(data), encoding="bytes").load()
     except DataError:
         raise
-    except Exception as err:  # truncated or not a pickle at all
-        raise DataError(f"cannot read CIFAR batch {what}: {err}") from None
+    except Exception as err:  # truncated, not a pickle at all, an array refused or short of its data
+        raise DataError(f"cannot read CIFAR batch {what}: {one_line(err)}") from None
     if not isinstance(obj, dict):
         raise DataError(f"CIFAR batch {what} is not a dict")
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+    return {k.decode() if isinstance(k, bytes) else k: v.view(np.ndarray) if isinstance(v, np.ndarray) else v
+            for k, v in obj.items()}
+
+
+def _member_bound() -> int:
+    """The most one batch file may hold: what the format allows, lower if ``$VGGNET_MAX_FILE_MB`` says so."""
+    return min(MEMBER_BYTES, max_file_bytes())
+
+
+def _too_big(where: str, size: int, bound: int) -> DataError:
+    return DataError(f"{where} declares {size:,} bytes; a CIFAR-10 batch is about 31 MB (at most {bound:,} read): "
+                     "is it the CIFAR-10 python release?")
+
+
+def _read_file(path: Path) -> bytes:
+    bound = _member_bound()
+    try:
+        if (size := os.stat(path).st_size) > bound:
+            raise _too_big(str(path), size, bound)
+        return read_regular(path, bound)  # a FIFO or a device: refused, not waited on
+    except FileRefused as err:
+        raise DataError(f"{path}: {err}") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _read_archive(source: Path) -> dict[str, bytes]:
+    """The release's files (by base name) from its archive, each read only if it is a regular
+    member no larger than a batch can be; any larger member stops the read unread."""
+    wanted, bound = {*TRAIN_BATCHES, *TEST_BATCHES, "batches.meta"}, _member_bound()
+    members: dict[str, bytes] = {}
+    try:
+        stat_regular(source, max(8 * MEMBER_BYTES, max_file_bytes()))  # before opening: a FIFO would block
+        with tarfile.open(source) as archive:
+            for m in archive:
+                if m.isreg() and m.size > bound:
+                    raise _too_big(f"{source}: member {printable(m.name)}", m.size, bound)
+                name = posixpath.basename(m.name)
+                if m.isreg() and name in wanted and name not in members:
+                    members[name] = archive.extractfile(m).read(m.size)  # type: ignore[union-attr]
+                    if len(members) == len(wanted):
+                        break
+    except FileRefused as err:
+        raise DataError(f"{source}: {err}") from None
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise DataError(f"cannot open CIFAR archive {source}: {err}") from None
+    return members
 
 
 def _reader(source: Path):
@@ -78,15 +179,11 @@ def _reader(source: Path):
     if source.is_dir():
         for candidate in (source / FOLDER, source):
             if (candidate / "batches.meta").is_file():
-                return lambda name: (candidate / name).read_bytes()
+                return lambda name: _read_file(candidate / name)
         if (source / ARCHIVE).is_file():
             return _reader(source / ARCHIVE)
         raise DataError(f"{source} holds neither {FOLDER}/ nor {ARCHIVE}")
-    try:  # every member is needed, so read them all in one pass (178 MB for the full release)
-        with tarfile.open(source) as archive:
-            members = {Path(m.name).name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataError(f"cannot open CIFAR archive {source}: {err}") from None
+    members = _read_archive(source)  # every member is needed: one pass (178 MB for the full release)
 
     def read(name: str) -> bytes:
         if name not in members:
@@ -135,8 +232,9 @@ def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
     for name in names:
         batch = _unpickle(read(name), name)
         data = np.asarray(batch.get("data"))
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE:
-            raise DataError(f"CIFAR batch {name}: data must be (N, 3072) uint8, got {data.shape} {data.dtype}")
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * SIDE * SIDE or len(data) > BATCH_ROWS:
+            raise DataError(f"CIFAR batch {name}: data must be (N, 3072) uint8 with N <= {BATCH_ROWS:,}, "
+                            f"got {data.shape} {data.dtype}")
         images.append(torch.from_numpy(data.reshape(-1, 3, SIDE, SIDE).copy()))
         labels.append(_labels(batch, name, len(data), len(classes)))
     return ImageArrays(torch.cat(images), torch.cat(labels), classes)
@@ -166,7 +264,7 @@ def load_cifar10(
         if not archive.exists():
             if not download_ok:
                 raise DataError(f"CIFAR-10 is not in the cache ({archive}) and downloading is off")
-            download(url or URL, archive, md5=MD5, progress=progress)
+            download(url or URL, archive, md5=MD5, size=SIZE, progress=progress)
         source = archive
     else:
         source = Path(root)

@@ -15,9 +15,26 @@ from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import BadImage, decode_rgb
 from vggnet.data.folders import FolderIndex, undecodable
 from vggnet.data.transforms import eval_transform, to_uint8_chw
+from vggnet.errors import VggnetError
 from vggnet.evaluate.metrics import Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
 from vggnet.progress import progress_bar
+
+MAX_SCALE = 2048
+"""Largest test scale Q: four times the paper's largest (512), as vggnet.train.recipes.MAX_SCALE.
+Dense evaluation at Q holds a 64 x Q^2 float map per image in VGG's first layer (1 GB at 2048)."""
+
+
+def check_scales(scales: Sequence[int], crop: int | None = None) -> tuple[int, ...]:
+    """``scales`` if each is a usable test scale Q: within [1, MAX_SCALE] pixels and, once the
+    checkpoint is known, at least its crop size ``crop`` (its image_size); else one line."""
+    for q in scales:
+        if not 1 <= q <= MAX_SCALE:
+            raise VggnetError(f"test scales are pixel sizes in [1, {MAX_SCALE}], got {q}")
+        if crop and q < crop:
+            raise VggnetError(f"test scale {q} is below the checkpoint's crop size {crop}: images are rescaled to Q, "
+                              f"then cropped; use scales of {crop} or more")
+    return tuple(scales)
 
 
 def default_scales(meta: dict, protocol: str, in_memory: bool) -> tuple[int, ...]:
@@ -66,6 +83,8 @@ def protocol_predictions(
 ) -> Predictions:
     """Top-5 and loss of the (averaged) posteriors under ``protocol`` at ``scales``."""
     fns = []
+    for _, meta in models:  # dense alone takes whole images: its network checks its own minimum
+        check_scales(scales, meta["image_size"] if protocol != "dense" else None)
     for model, meta in models:
         model.to(device)
         fns.append(_normalised(protocol_fn(model, protocol, scales, meta["image_size"]), meta))

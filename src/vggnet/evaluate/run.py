@@ -18,9 +18,9 @@ from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
 from vggnet.evaluate.metrics import metrics_json, predict, score
 from vggnet.evaluate.protocol import PROTOCOLS
-from vggnet.evaluate.protocol_run import default_scales, protocol_predictions
+from vggnet.evaluate.protocol_run import check_scales, default_scales, protocol_predictions
 from vggnet.evaluate.report import require_report_libraries, write_report
-from vggnet.train.checkpoint import model_from_checkpoint
+from vggnet.runs import RunDir, model_from_checkpoint
 
 log = logging.getLogger("vggnet")
 SPLITS = ("val", "test", "all")
@@ -107,13 +107,26 @@ def evaluate_checkpoint(
     paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if protocol not in PROTOCOLS:
         raise VggnetError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    if split is not None and split not in SPLITS:
+        raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     models = [model_from_checkpoint(p) for p in paths]
+    for _, meta in models:  # at least each checkpoint's crop (the dense protocol alone takes whole images)
+        check_scales(scales or (), meta.get("image_size") if protocol != "dense" else None)
+    device = resolve_device(device)
+    with RunDir(Path(out), "evaluate").claim():  # its own folder: never a training run's, never the user's files
+        return _evaluate(paths, models, data, Path(out), split, protocol, scales, batch_size, device, workers,
+                         progress, strict)
+
+
+def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path, split: str | None, protocol: str,
+              scales: Sequence[int] | None, batch_size: int, device: torch.device, workers: int, progress: bool,
+              strict: bool) -> dict:
+    """Score the models on the split and write the metrics and the report into ``out``."""
     if not models:
         raise VggnetError("evaluate needs at least one checkpoint")
     model, meta = models[0]
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
-    device = resolve_device(device)
     splits, split, images_are = _load_split(paths[0], meta, data, split, progress, strict, _held_out(paths))
     if splits.classes != meta["classes"]:
         raise DataError(
@@ -137,7 +150,6 @@ def evaluate_checkpoint(
     metrics = {"split": split, "images_are": images_are, "data": str(data),
                "checkpoint": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]), "protocol": protocol,
                "scales": list(scales), **score(result, splits.classes)}
-    out = Path(out)
     atomic_write_text(out / "metrics.json", metrics_json(metrics))
     write_report(out, metrics, [], title=f"{meta['model']} evaluated on {data} ({split})")
     return metrics

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from vggnet.atomic import atomic_write_text
 from vggnet.device import resolve_device
 from vggnet.errors import DivergedError
 from vggnet.experiments.report import write_study_report
-from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, get_study
+from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, Study, get_study
+from vggnet.runs import RunDir
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
@@ -56,14 +56,18 @@ def run_study(
     (also written to ``out/results.json``, ``out/report.md`` and ``out/report.png``)."""
     study = get_study(name)
     budget_overrides = study.budget(budget)
-    out = Path(out)
+    with RunDir(Path(out), "study").claim():  # the study's own folder; each arm's run claims its own
+        return _run_arms(study, name, data, Path(out), budget, budget_overrides, device, seed, overrides, progress)
+
+
+def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, budget: str, budget_overrides: dict,
+              device: str | None, seed: int, overrides: dict[str, str] | None, progress: bool) -> dict:
+    """Train (or read) every arm, then write the study's results and report."""
     rows = []
     for i, arm in enumerate(study.arms, 1):
         run_dir = out / slug(arm.label)
         if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
-            resume = (run_dir / "checkpoints" / "LATEST").exists()
-            if run_dir.exists() and not resume:
-                shutil.rmtree(run_dir)  # cut before its first checkpoint: start it again
+            resume = RunDir(run_dir).has_checkpoint()  # else a new arm, or one cut before its first checkpoint
             done = sum(h["seconds"] for h in _history(run_dir)) if resume else 0.0  # epochs before the cut
             fields = {**BASE, **budget_overrides, **arm.overrides, **(overrides or {})}
             if arm.init_from:
@@ -93,7 +97,6 @@ def run_study(
         "command": f"vggnet experiment {name} --budget {budget} --data {data} --out {out}",
         "arms": rows,
     }
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     write_study_report(out, result)
     return result

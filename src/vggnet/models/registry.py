@@ -13,29 +13,42 @@ from functools import partial
 from torch import nn
 
 from vggnet.configs import BN_VARIANTS, NAME_TO_CONFIG
-from vggnet.errors import UnknownModelError, VggnetError
-from vggnet.models.vgg import VGG
+from vggnet.errors import InputShapeError, UnknownModelError, VggnetError
+from vggnet.models.vgg import MIN_INPUT, VGG
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 ALIASES: dict[str, str] = {config: name for name, config in NAME_TO_CONFIG.items()}
 
+MIN_INPUT_SIZES: dict[str, int] = {
+    # The smallest image side each network's convolution and pooling arithmetic takes (its last
+    # feature map is then 1 pixel); below it the forward pass fails deep inside a layer. Models
+    # not named take any size. tests/models/test_min_input.py checks each against a forward pass.
+    "alexnet": 63,  # 11x11 stride-4 conv, then three 3x3 stride-2 pools without padding
+    "googlenet": 15,
+    "densenet121": 29,
+    "vgg_fast": 16,  # 2x2 whitening stem, then three 2x2 pools
+}
 
-def register_model(name: str, builder: Callable[..., nn.Module] | None = None):
-    """Register ``builder`` under ``name``; usable as a decorator (``@register_model("x")``)."""
+
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *, min_size: int | None = None):
+    """Register ``builder`` under ``name``; usable as a decorator (``@register_model("x")``).
+    ``min_size``: the smallest input side it takes (see :data:`MIN_INPUT_SIZES`)."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = fn
+        if min_size is not None:
+            MIN_INPUT_SIZES[name] = min_size
         return fn
 
     return add(builder) if builder is not None else add
 
 
 for _name, _config in NAME_TO_CONFIG.items():
-    register_model(_name, partial(VGG, config=_config, batch_norm=False))
+    register_model(_name, partial(VGG, config=_config, batch_norm=False), min_size=MIN_INPUT)
     if _name in BN_VARIANTS:
-        register_model(f"{_name}_bn", partial(VGG, config=_config, batch_norm=True))
+        register_model(f"{_name}_bn", partial(VGG, config=_config, batch_norm=True), min_size=MIN_INPUT)
 
 
 def resolve_name(name: str) -> str:
@@ -50,6 +63,21 @@ def resolve_name(name: str) -> str:
         f"unknown model {name!r}; valid names: {', '.join(list_models())} "
         f"(paper aliases: {', '.join(ALIASES)})"
     )
+
+
+def min_input_size(name: str) -> int:
+    """The smallest image side ``name`` (a registered name or paper alias) takes."""
+    return MIN_INPUT_SIZES.get(resolve_name(name), 1)
+
+
+def check_input_size(name: str, size: int) -> None:
+    """One line naming the minimum, and how to resize, when ``size`` px is too small for ``name``
+    (0: not known yet, nothing to check). Called as soon as the images' size is known, before a
+    forward pass would fail inside a layer."""
+    need = min_input_size(name)
+    if 0 < size < need:
+        raise InputShapeError(f"{resolve_name(name)} needs images of at least {need} px, got {size} px: resize them "
+                              f"with --set image_size={need} (or larger), or choose another model")
 
 
 def create_model(name: str, **kwargs: object) -> nn.Module:

@@ -1,6 +1,6 @@
 """Training: recipes as data, one loop, atomic checkpoints."""
 
-from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vggnet.runs import load_checkpoint, model_from_checkpoint, save_checkpoint
 from vggnet.train.loop import TrainResult, train
 from vggnet.train.recipes import RECIPES, Recipe, get_recipe
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -34,8 +35,9 @@ from vggnet.evaluate.metrics import metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
 from vggnet.models import create_model, init_from_shallower, resolve_name
+from vggnet.models.registry import check_input_size
 from vggnet.progress import progress_bar
-from vggnet.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from vggnet.runs import Checkpoint, RunDir, load_checkpoint, model_from_checkpoint, save_checkpoint
 from vggnet.train.distributed import (
     DistInfo,
     barrier,
@@ -48,6 +50,7 @@ from vggnet.train.distributed import (
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe, check_recipe
 from vggnet.train.step import train_step
+from vggnet.weights.load import WeightSource, read_weights
 
 log = logging.getLogger("vggnet")
 
@@ -99,16 +102,23 @@ def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
             "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
 
 
-def _load_weights(model: torch.nn.Module, weights: str, stats: dict) -> dict:
+def _read_starts(recipe: Recipe) -> tuple[WeightSource | None, torch.nn.Module | None]:
+    """What a new run starts from besides random weights, read (and checked) before the data: the
+    pretrained weights to fine-tune, and the shallower trained net to initialise from."""
+    pretrained = read_weights(recipe.weights) if recipe.weights else None
+    shallower = model_from_checkpoint(recipe.init_from)[0] if recipe.init_from else None
+    return pretrained, shallower
+
+
+def _load_weights(model: torch.nn.Module, src: WeightSource, stats: dict) -> dict:
     """Fine-tuning: load pretrained weights (all that fit; the user is told what did not) and
     feed the images as those weights expect (their channel order, mean and std)."""
     from vggnet.weights.hub import PREPROCESSING
-    from vggnet.weights.load import describe_skipped, load_pretrained, read_weights
+    from vggnet.weights.load import describe_skipped, load_pretrained
 
-    src = read_weights(weights)
     skipped = load_pretrained(model, src.state)
     if skipped:
-        log.warning("%s: %s", weights, describe_skipped(skipped, model))
+        log.warning("%s: %s", src.path, describe_skipped(skipped, model))
     pre = src.meta if src.source == "vggnet" else PREPROCESSING[src.source]
     return {**stats, "mean": list(pre["mean"]), "std": list(pre["std"]), "channels": pre.get("channels", "RGB")}
 
@@ -176,6 +186,17 @@ def _stop_if_diverged(loss_sum: torch.Tensor, epoch: int, step: int, history: li
                         "lower the learning rate")
 
 
+def _stop_if_val_diverged(row: dict, history: list[dict]) -> None:
+    """A validation loss that is not finite (weights that overflow on unseen images, BatchNorm
+    statistics gone bad) ends the run with an error: a score from such weights means nothing, and
+    their checkpoint is not written."""
+    if math.isfinite(row["val_loss"]):
+        return
+    kept = f"the last good checkpoint is epoch {history[-1]['epoch']}" if history else "no checkpoint was written"
+    raise DivergedError(f"the validation loss became {row['val_loss']} after epoch {row['epoch']} (training loss "
+                        f"{row['train_loss']:.4g}); {kept}; lower the learning rate or use precision=fp32")
+
+
 def _gather_states(dist: DistInfo, state: torch.Tensor) -> list[torch.Tensor]:
     """Every process's generator state (rank order), so a resumed DDP run augments as before."""
     if not dist.enabled:
@@ -183,6 +204,38 @@ def _gather_states(dist: DistInfo, state: torch.Tensor) -> list[torch.Tensor]:
     states: list = [None] * dist.world
     torch.distributed.all_gather_object(states, state)
     return states
+
+
+def _resumed(run: RunDir, data: str | os.PathLike[str] | None, epochs: int | None) -> dict:
+    """What a resumed run continues with: its checkpoint, and the model, data, seed and recipe of
+    its run.json (checked field by field; ``data`` given again for data that moved)."""
+    saved_run = run.read_run()
+    ckpt = load_checkpoint(run.path)
+    if ckpt.state is None:
+        raise CheckpointError(f"cannot resume from {run.path}: its checkpoint has no state.pt")
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_run["recipe"].items()}
+    if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
+        saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
+    try:
+        recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
+    except (TypeError, KeyError) as err:
+        raise CheckpointError(f"{run.run_json} is damaged: its recipe does not fit ({err})") from None
+    return {"ckpt": ckpt, "model_name": saved_run["model"], "seed": saved_run["seed"], "recipe": recipe,
+            "deterministic": saved_run["deterministic"], "strict": saved_run.get("strict", False),
+            "data": data or saved_run.get("data_path", saved_run["data"])}  # absolute: resumable from anywhere
+
+
+def _checked(model_name: str | None, data: object, recipe: Recipe | None, dist: DistInfo) -> str:
+    """The model's name, once every option is known to be usable: checked before anything is
+    read or written."""
+    if recipe is not None and model_name is None:
+        model_name = recipe.model or None  # the recipe's own network (cifar-fast: vgg_fast)
+    if recipe is None or model_name is None or data is None:
+        raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
+    check_recipe(recipe)
+    resolve_name(model_name)  # an unknown name fails before any data is read
+    local_batch_size(recipe.batch_size, dist, recipe.accumulate)  # a batch that does not split fails here
+    return model_name
 
 
 def train(
@@ -201,66 +254,64 @@ def train(
 ) -> TrainResult:
     """Train ``model_name`` on ``data`` with ``recipe``, writing everything to the run dir ``out``.
 
-    With ``resume`` the run in ``out`` continues from its latest checkpoint: same model, data
-    split, recipe, weights, optimizer and scheduler state, random generators and history (pass
-    None for the model and recipe, and for ``data`` unless it moved); ``epochs`` raises the epoch
-    count of the saved recipe. ``strict``:
-    an image that cannot be decoded stops the run, named, instead of being skipped with a warning.
+    ``out`` must be new, empty, or a run of vggnet's (see :class:`vggnet.runs.RunDir`); it is
+    locked while the run trains. With ``resume`` the run in ``out`` continues from its latest
+    checkpoint: same model, data split, recipe, weights, optimizer and scheduler state, random
+    generators and history (pass None for the model and recipe, and for ``data`` unless it
+    moved); ``epochs`` raises the epoch count of the saved recipe. ``strict``: an image that
+    cannot be decoded stops the run, named, instead of being skipped with a warning.
 
     Started by ``torchrun`` (WORLD_SIZE > 1 in the environment), each process trains on its share
     of every global batch under DistributedDataParallel and rank 0 alone writes ``out``.
     """
     require_report_libraries()
-    started = time.perf_counter()
-    run_dir = Path(out)
     dist, device = init_distributed(resolve_device(device))
+    run = RunDir(Path(out), "train")
+    if not resume:
+        _checked(model_name, data, recipe, dist)
+    if dist.main:
+        run.claim(resume=resume)  # before any data is read: not the user's folder, not in use
+    try:
+        resumed = _resumed(run, data, epochs) if resume else {}
+        args = {"model_name": model_name, "data": data, "recipe": recipe, "seed": seed, "deterministic": deterministic,
+                "strict": strict, **resumed}
+        return _train(run, dist, device, progress=progress, **args)
+    finally:
+        run.release()
+
+
+def _train(run: RunDir, dist: DistInfo, device: torch.device, model_name: str | None,
+           data: str | os.PathLike[str] | None, recipe: Recipe | None, seed: int, deterministic: bool, strict: bool,
+           progress: bool, ckpt: Checkpoint | None = None) -> TrainResult:
+    """The run itself, top to bottom: data, model, optimizer, epochs, the final report."""
+    started = time.perf_counter()
+    run_dir = run.path
     progress = progress and dist.main
-    state = None
-    if resume:
-        try:
-            run = json.loads((run_dir / "run.json").read_text())
-        except (OSError, ValueError) as err:
-            raise CheckpointError(f"cannot resume from {run_dir}: no readable run.json ({err})") from None
-        ckpt = load_checkpoint(run_dir)
-        state = ckpt.state
-        if state is None:
-            raise CheckpointError(f"cannot resume from {run_dir}: its checkpoint has no state.pt")
-        model_name, seed, deterministic = run["model"], run["seed"], run["deterministic"]
-        data = data or run.get("data_path", run["data"])  # absolute: resumable from any folder; or moved data
-        strict = run.get("strict", False)
-        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in run["recipe"].items()}
-        if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
-            saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
-        recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
-    elif (run_dir / "checkpoints" / "LATEST").exists():  # a run killed before its first checkpoint restarts
-        raise VggnetError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    if recipe is not None and model_name is None:
-        model_name = recipe.model or None  # the recipe's own network (cifar-fast: vgg_fast)
-    if recipe is None or model_name is None or data is None:
-        raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
-    check_recipe(recipe)
-    resolve_name(model_name)  # an unknown name fails before any data is read
-    local_batch_size(recipe.batch_size, dist, recipe.accumulate)  # a batch that does not split fails here
+    state = ckpt.state if ckpt is not None else None
+    resume = ckpt is not None
+    model_name = _checked(model_name, data, recipe, dist)
     set_determinism(seed, deterministic)
 
     if not dist.main:
         barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
+    pretrained, shallower = _read_starts(recipe) if not resume else (None, None)
     record = read_split(run_dir) if resume else None
     splits, made = _load_splits(data, recipe, seed, strict, progress, record, ckpt.meta.get("classes") if resume
                                 else None)
     if dist.main:
         barrier(dist)
+    size = recipe.image_size or splits.native_size or 224
+    check_input_size(model_name, size)
     summary = summarize(splits)
     if dist.main:
         print(format_summary(summary), file=sys.stderr, flush=True)
-    size = recipe.image_size or splits.native_size or 224
     model_kwargs = _model_kwargs(model_name, recipe, len(splits.classes), size)
     model = create_model(model_name, **model_kwargs)
     stats = state["stats"] if state else _stats(splits, recipe, size)
-    if recipe.init_from and not resume:
-        init_from_shallower(model, model_from_checkpoint(recipe.init_from)[0])
-    if recipe.weights and not resume:
-        stats = _load_weights(model, recipe.weights, stats)
+    if shallower is not None:
+        init_from_shallower(model, shallower)
+    if pretrained is not None:
+        stats = _load_weights(model, pretrained, stats)
     if state:
         model.load_state_dict(ckpt.weights)
     model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
@@ -370,6 +421,7 @@ def train(
                    "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
                    "images_per_s": seen / train_seconds}
         row = from_main(dist, row)
+        _stop_if_val_diverged(row, history)
         history.append(row)
         if not scheduler.per_step:
             scheduler.step(row["val_top1"])

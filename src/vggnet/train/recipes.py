@@ -11,10 +11,13 @@ shifted test-time views, the ingredients of the fastest public CIFAR-10 runs.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 
 from vggnet.device import PRECISIONS
 from vggnet.errors import VggnetError
+from vggnet.models.init import INIT_SCHEMES
+from vggnet.models.vgg import HEADS
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,74 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric recipe field takes: finite, in [low, high] (an end marked open excluded)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    why: str = ""
+
+    def holds(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return math.isfinite(value) and above and below
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e7 else f"{x:g}"
+
+
+MAX_IMAGE_SIZE = 1024
+"""Largest crop side trained on: twice the paper's largest scale (S_max 512). Memory grows with its
+square: VGG's first layer alone holds 64 x side^2 floats per image, 268 MB at 1024 px (25.6 GB at
+10000 px, which would fail only after the data is read, inside the first allocation)."""
+MAX_SCALE = 2048  # S and Q: twice the crop bound, room for the paper's S >= crop rescaling
+STREAMED_CROP = 224  # the crop of streamed images when image_size is 0
+
+# Every numeric field's range, checked by check_recipe before any data is read. Where torch
+# itself has a limit (label smoothing, momentum, weight decay, workers) it would otherwise fail
+# only in the first step, with the data loaded and the run directory made.
+BOUNDS: dict[str, Bound] = {
+    "lr": Bound(0, 1e12, low_open=True, why="a finite rate; a huge one is a valid way to see a run diverge"),
+    "momentum": Bound(0, 1, high_open=True, why="at 1 or more SGD never forgets a step"),
+    "weight_decay": Bound(0, 1, why="an L2 penalty per step: negative grows the weights"),
+    "batch_size": Bound(1, 65536),
+    "epochs": Bound(1, 100_000),
+    "lr_drop_factor": Bound(0, 1, low_open=True, high_open=True, why="the plateau schedule multiplies the rate by it"),
+    "lr_drop_patience": Bound(0, 1000),
+    "max_lr_drops": Bound(0, 100),
+    "warmup": Bound(0, 1, why="a fraction of the steps"),
+    "label_smoothing": Bound(0, 1, high_open=True, why="at 1 every target would be uniform"),
+    "bias_lr_scale": Bound(0, 1000, low_open=True),
+    "dropout": Bound(0, 1, high_open=True),
+    "image_size": Bound(0, MAX_IMAGE_SIZE, why="0: the data's own size"),
+    "scale": Bound(1, MAX_SCALE),
+    "test_scale": Bound(1, MAX_SCALE),
+    "pad_crop": Bound(0, 64),
+    "pca_colour": Bound(0, 1, why="a std on the [0, 1] pixel scale; AlexNet's is 0.1"),
+    "accumulate": Bound(1, 1024),
+    "val_fraction": Bound(0, 1, low_open=True, high_open=True),
+    "train_images": Bound(0, 10**9, why="0: the whole split"),
+    "val_images": Bound(0, 10**9, why="0: the whole split"),
+    "workers": Bound(0, 256),
+}
+CHOICES: dict[str, tuple[object, ...]] = {
+    "optimizer": ("sgd", "adam"),
+    "schedule": ("plateau", "onecycle", "cosine", "constant"),
+    "precision": PRECISIONS,
+    "head": ("auto", *HEADS),
+    "init": tuple(INIT_SCHEMES),
+    "tta": (0, 1, 2),  # none, + mirror, + mirror and one-pixel shifts
+    "pixel_range": (1, 255),
+}
+
+
 RECIPES: dict[str, Recipe] = {
     "paper": Recipe(name="paper", pixel_range=255),  # Caffe's [0, 255] pixels: N(0, 0.01) nets learn from them
     "adam": Recipe(
@@ -113,8 +184,32 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+_KINDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "text",
+          "tuple[int, int]": "one integer or two (S_min-S_max)"}
+
+
+def _kind(field: dataclasses.Field) -> str:
+    return field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _has_type(value: object, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return _is_int(value)
+    if kind == "float":
+        return _is_int(value) or isinstance(value, float)
+    if kind.startswith("tuple"):
+        return isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) for v in value)
+    return isinstance(value, str)
+
+
 def _coerce(field: dataclasses.Field, text: str) -> object:
-    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    kind = _kind(field)
     try:
         if kind == "bool":
             if text.lower() in ("1", "true", "yes", "on"):
@@ -127,17 +222,19 @@ def _coerce(field: dataclasses.Field, text: str) -> object:
         if kind == "float":
             return float(text)
         if kind.startswith("tuple"):
-            parts = [int(p) for p in text.replace("-", ",").split(",") if p]
+            parts = [int(p) for p in text.replace("-", ",").split(",")]  # "256", "256-512" or "256,512"
             if len(parts) not in (1, 2):
                 raise ValueError(text)
             return (parts[0], parts[-1])
         return text
     except ValueError:
-        raise VggnetError(f"recipe field {field.name} ({kind}) cannot be {text!r}") from None
+        raise VggnetError(f"recipe field {field.name} ({kind}) cannot be {text!r}: it takes "
+                          f"{_KINDS.get(kind, kind)}") from None
 
 
 def get_recipe(name: str, overrides: dict[str, object] | None = None) -> Recipe:
-    """A preset by name with ``overrides`` applied; strings are parsed to the field's type."""
+    """A preset by name with ``overrides`` applied; strings are parsed to the field's type, and the
+    result is checked (:func:`check_recipe`), so a bad value stops here with one line."""
     if name not in RECIPES:
         raise VggnetError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
     known = {f.name: f for f in fields(Recipe)}
@@ -152,29 +249,38 @@ def get_recipe(name: str, overrides: dict[str, object] | None = None) -> Recipe:
     return recipe
 
 
+def _check_values(recipe: Recipe) -> None:
+    """Each field on its own: its type, then its choices or its declared range."""
+    for field in fields(Recipe):
+        value, kind = getattr(recipe, field.name), _kind(field)
+        if not _has_type(value, kind):
+            raise VggnetError(f"recipe {field.name} must be {_KINDS.get(kind, kind)}, got {value!r}")
+        if field.name in CHOICES and value not in CHOICES[field.name]:
+            valid = ", ".join(str(c) for c in CHOICES[field.name])
+            raise VggnetError(f"recipe {field.name} must be one of {valid}, got {value!r}")
+        bound = BOUNDS.get(field.name)
+        for v in (value if isinstance(value, tuple) else (value,)) if bound else ():
+            if not bound.holds(v):
+                why = f" ({bound.why})" if bound.why else ""
+                raise VggnetError(f"recipe {field.name} must be in {bound}, got {v!r}{why}")
+
+
 def check_recipe(recipe: Recipe) -> None:
-    """Reject values the loop cannot use, with a one-line reason."""
-    choices = {"optimizer": ("sgd", "adam"), "schedule": ("plateau", "onecycle", "cosine", "constant")}
-    for key, valid in choices.items():
-        if getattr(recipe, key) not in valid:
-            raise VggnetError(f"recipe {key} must be one of {', '.join(valid)}, got {getattr(recipe, key)!r}")
-    if recipe.lr <= 0 or recipe.batch_size < 1 or recipe.epochs < 1:
-        raise VggnetError("recipe needs lr > 0, batch_size >= 1 and epochs >= 1")
-    if recipe.train_images < 0 or recipe.val_images < 0:
-        raise VggnetError("recipe train_images and val_images must be >= 0 (0: the whole split)")
-    if recipe.accumulate < 1:
-        raise VggnetError(f"recipe accumulate must be >= 1, got {recipe.accumulate}")
-    if recipe.bias_lr_scale <= 0:
-        raise VggnetError(f"recipe bias_lr_scale must be > 0, got {recipe.bias_lr_scale}")
-    if recipe.precision not in PRECISIONS:
-        raise VggnetError(f"recipe precision must be one of {', '.join(PRECISIONS)}, got {recipe.precision!r}")
+    """Reject values the loop cannot use, with a one-line reason. The train loop calls this before
+    any data is read, so nothing fails later inside torch (or after the run directory is made)."""
+    _check_values(recipe)
+    crop = recipe.image_size or STREAMED_CROP
+    if recipe.scale[0] > recipe.scale[1]:
+        raise VggnetError(f"recipe scale is S_min-S_max with S_min <= S_max, got {recipe.scale[0]}-{recipe.scale[1]}")
+    for name, side in (("scale", recipe.scale[0]), ("test_scale", recipe.test_scale)):
+        if side < crop:
+            raise VggnetError(f"recipe {name} {side} is below the crop size {crop}: images are rescaled to it, then "
+                              f"cropped (image_size {recipe.image_size or '0 crops streamed images at 224'})")
     if recipe.weights and recipe.init_from:
         raise VggnetError("a recipe starts from weights or from a shallower net (init_from), not both")
-    if recipe.tta not in (0, 1, 2):
-        raise VggnetError(f"recipe tta must be 0 (none), 1 (mirror) or 2 (mirror and shifts), got {recipe.tta}")
-    if recipe.pixel_range not in (1, 255):
-        raise VggnetError(f"recipe pixel_range must be 1 or 255, got {recipe.pixel_range}")
     if recipe.pixel_range != 1 and recipe.normalize_std:
         raise VggnetError("pixel_range applies to mean subtraction only; set normalize_std=false to use it")
-    if not 0 <= recipe.dropout < 1:
-        raise VggnetError(f"dropout must be in [0, 1), got {recipe.dropout}")
+    if recipe.model:
+        from vggnet.models.registry import check_input_size
+
+        check_input_size(recipe.model, recipe.image_size)

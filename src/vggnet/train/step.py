@@ -13,6 +13,23 @@ from torch import nn
 
 from vggnet.device import autocast
 
+AUX_WEIGHT = 0.3
+"""Weight of each auxiliary classifier's loss (GoogLeNet's two; Szegedy et al. 2014, section 5)."""
+
+
+def classification_loss(output: torch.Tensor | tuple[torch.Tensor, ...], labels: torch.Tensor,
+                        label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(objective, main loss, main logits) of a forward pass. A network with auxiliary heads
+    returns a tuple in training mode, main logits first (GoogLeNet's ``(logits, aux2, aux1)``):
+    the objective adds each auxiliary loss at :data:`AUX_WEIGHT`, as the paper trained it; the
+    main loss alone is reported, so it compares with the validation loss."""
+    main, *aux = (output,) if isinstance(output, torch.Tensor) else output
+    loss = F.cross_entropy(main.float(), labels, label_smoothing=label_smoothing)
+    objective = loss
+    for logits in aux:
+        objective = objective + AUX_WEIGHT * F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+    return objective, loss, main
+
 
 def train_step(
     model: nn.Module,
@@ -40,9 +57,9 @@ def train_step(
         last = i == len(pieces) - 1
         with contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync():
             with autocast(xs.device.type, dtype):
-                logits = model(xs)
-            loss = F.cross_entropy(logits.float(), ys, label_smoothing=label_smoothing)
-            (loss if len(pieces) == 1 else loss * (len(ys) / len(labels))).backward()
+                output = model(xs)
+            objective, loss, logits = classification_loss(output, ys, label_smoothing)
+            (objective if len(pieces) == 1 else objective * (len(ys) / len(labels))).backward()
         losses.append(loss.detach())
         outputs.append(logits.detach())
     optimizer.step()

@@ -3,6 +3,12 @@
 torchvision's file names end in the first 8 hex digits of the file's sha256 (``vgg16-397923af.pth``);
 the download is refused unless the digest starts with them, as torchvision's own loader does.
 Keras publishes an md5 per file (in ``keras.applications.vgg16``), checked the same way.
+
+Each file also carries its size in bytes, so that a download stops at that size (and refuses a
+server announcing another): the exact size where it is on record (the byte counts torch's and
+Keras's own downloaders print, and ``wget``'s Content-Length), else an upper bound, 4 bytes per
+float32 value of the state dict (parameters and batch-norm statistics) plus 1 MiB for the pickle
+(the torchvision files on record are 4 to 13 kB over their tensor bytes).
 """
 
 from __future__ import annotations
@@ -38,38 +44,47 @@ class WeightFile:
     checksum: str  # hex digest, or a prefix of at least 8 digits
     hash_name: str  # 'sha256' or 'md5'
     source: str  # a key of PREPROCESSING
+    size: int  # bytes: the file's exact size, or an upper bound where size_exact is False
+    size_exact: bool = True
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
 
 
-def _torchvision(model: str, filename: str) -> WeightFile:
+PICKLE_ALLOWANCE = 1 << 20
+"""Bytes allowed over the tensor bytes of a torchvision file whose exact size is not on record."""
+
+
+def _torchvision(model: str, filename: str, size: int | None = None, values: int = 0) -> WeightFile:
+    """``size``: the exact bytes; without it, a bound from ``values``, the float32 numbers in the state dict."""
     prefix = filename.rsplit("-", 1)[-1].split(".")[0]
-    return WeightFile(f"{model}.torchvision", model, TORCHVISION + filename, prefix, "sha256", "torchvision")
+    return WeightFile(f"{model}.torchvision", model, TORCHVISION + filename, prefix, "sha256", "torchvision",
+                      size if size is not None else 4 * values + PICKLE_ALLOWANCE, size is not None)
 
 
-def _keras(model: str, top: bool, md5: str) -> WeightFile:
+def _keras(model: str, top: bool, md5: str, size: int) -> WeightFile:
     filename = f"{model}_weights_tf_dim_ordering_tf_kernels{'' if top else '_notop'}.h5"
     name = f"{model}.keras" + ("" if top else "-notop")
-    return WeightFile(name, model, f"{KERAS}{model}/{filename}", md5, "md5", "keras")
+    return WeightFile(name, model, f"{KERAS}{model}/{filename}", md5, "md5", "keras", size)
 
 
 KNOWN_WEIGHTS: dict[str, WeightFile] = {
     w.name: w
     for w in (
-        _torchvision("vgg11", "vgg11-8a719046.pth"),
-        _torchvision("vgg13", "vgg13-19584684.pth"),
-        _torchvision("vgg16", "vgg16-397923af.pth"),
-        _torchvision("vgg19", "vgg19-dcbb9e9d.pth"),
-        _torchvision("vgg11_bn", "vgg11_bn-6002323d.pth"),
-        _torchvision("vgg13_bn", "vgg13_bn-abd245e5.pth"),
-        _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth"),
-        _torchvision("vgg19_bn", "vgg19_bn-c79401a0.pth"),
-        _keras("vgg16", True, "64373286793e3c8b2b4e3219cbf3544b"),
-        _keras("vgg16", False, "6d6bbae143d832006294945121d1f1fc"),
-        _keras("vgg19", True, "cbe5617147190e668d6c5d5026f83318"),
-        _keras("vgg19", False, "253f8cb515780f3b799900260a226db6"),
+        # Bounds: parameters (torchvision's num_params) plus the batch-norm running mean and variance.
+        _torchvision("vgg11", "vgg11-8a719046.pth", values=132_863_336),
+        _torchvision("vgg13", "vgg13-19584684.pth", values=133_047_848),
+        _torchvision("vgg16", "vgg16-397923af.pth", 553_433_881),
+        _torchvision("vgg19", "vgg19-dcbb9e9d.pth", 574_673_361),
+        _torchvision("vgg11_bn", "vgg11_bn-6002323d.pth", values=132_868_840 + 2 * 2_752),
+        _torchvision("vgg13_bn", "vgg13_bn-abd245e5.pth", values=133_053_736 + 2 * 2_944),
+        _torchvision("vgg16_bn", "vgg16_bn-6c64b313.pth", 553_507_836),
+        _torchvision("vgg19_bn", "vgg19_bn-c79401a0.pth", 574_769_405),
+        _keras("vgg16", True, "64373286793e3c8b2b4e3219cbf3544b", 553_467_096),
+        _keras("vgg16", False, "6d6bbae143d832006294945121d1f1fc", 58_889_256),
+        _keras("vgg19", True, "cbe5617147190e668d6c5d5026f83318", 574_710_816),
+        _keras("vgg19", False, "253f8cb515780f3b799900260a226db6", 80_134_624),
     )
 }
 
@@ -87,10 +102,15 @@ def cached_path(w: WeightFile) -> Path:
 
 
 def fetch_weights(name: str, *, url: str | None = None, progress: bool = True) -> Path:
-    """The cached file for ``name``, downloaded (resumable, hash-checked) if it is not there yet."""
+    """The cached file for ``name``, downloaded (resumable, hash-checked, size-bounded) if it is not there yet.
+
+    From the official URL the recorded exact size is required; from another ``url`` (a mirror) it
+    is only the bound, since the checksum is what proves the file."""
     w = weight_file(name)
+    exact = w.size if w.size_exact and url is None else None
     try:
-        return download(url or w.url, cached_path(w), progress=progress, **{w.hash_name: w.checksum})
+        return download(url or w.url, cached_path(w), progress=progress, size=exact, max_size=w.size,
+                        **{w.hash_name: w.checksum})
     except DownloadError as err:
         if "cannot download" in str(err):  # no connection at all: say what to do offline
             raise DownloadError(

@@ -5,6 +5,9 @@ A file is a known name (``vgg16``, ``vgg16.keras``; fetched into the cache) or a
 torchvision-layout state dict (.pth/.pt or .safetensors), a Keras .h5, or a vggnet checkpoint.
 The network is read from the file where it says (Keras, vggnet) and otherwise recognised from the
 tensors' names and shapes; ``model_name`` is needed only when that fails.
+
+A weight file must be a regular file (a FIFO or a device is refused before it is opened) within
+the size bound; float16/bfloat16/float64 tensors load as the float32 the model holds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +56,56 @@ def _vggnet_meta(path: Path) -> dict:
         return {}
 
 
+MAX_WEIGHT_BYTES = 2 << 30
+"""VGG19 in float64 is 1.15 GB: a weight file may be this large whatever ``$VGGNET_MAX_FILE_MB`` says."""
+
+
+def check_weight_file(path: Path) -> None:
+    """A weight file must be a regular file within the bound, checked by ``os.stat`` before any
+    reader opens it: a FIFO would hang the reader, a device such as /dev/zero never ends."""
+    from vggnet.data.sources import FileRefused, max_file_bytes, stat_regular
+
+    try:
+        stat_regular(path, max(max_file_bytes(), MAX_WEIGHT_BYTES))
+    except FileRefused as err:
+        raise CheckpointError(f"{path}: {err}; pass a weight file") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read weights {path}: {err.strerror}") from None
+
+
+def _torch_load_error(path: Path, err: Exception) -> CheckpointError:
+    """torch's weights_only failure in one line, without its advice to load unsafely."""
+    text = str(err)
+    if "weights_only" not in text and "WeightsUnpickler" not in text:
+        return CheckpointError(f"cannot read weights {path}: {one_line(err)}")
+    found = re.search(r"GLOBAL (\S+)", text)
+    what = f" (it names {found.group(1)})" if found else ""
+    return CheckpointError(f"cannot read weights {path}: it is not a torch file of plain tensors{what}; vggnet reads "
+                           "only plain tensors (weights_only) for safety: save model.state_dict(), or .safetensors")
+
+
+def float_state(state: object, path: Path) -> dict[str, torch.Tensor]:
+    """A state dict of real tensors with floating parameters as float32, as the model holds them
+    (float16/bfloat16/float64 files load as torchvision and timm users expect). Tensors without
+    data (the meta device) and non-float tensors where a parameter belongs are one line."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    out = {}
+    for key, value in state.items():
+        if value.is_meta or value.layout != torch.strided:
+            kind = "no data (saved from the meta device)" if value.is_meta else f"a {value.layout} layout"
+            raise CheckpointError(f"{path}: tensor {key} has {kind}; save the state_dict of a model with real weights")
+        if key.endswith("num_batches_tracked"):  # batch norm's counter, an integer in every file
+            out[key] = value
+        elif not value.is_floating_point():
+            raise CheckpointError(f"{path}: tensor {key} is {str(value.dtype).removeprefix('torch.')}, "
+                                  "but weights are floating point: not a weight file")
+        else:
+            out[key] = value.float()
+    return out
+
+
 def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
     """Read a known weight name (downloading it once) or a weight file."""
     from vggnet.weights.hub import fetch_weights, weight_file
@@ -65,6 +119,7 @@ def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
         path = fetch_weights(str(weights))
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass a weight file, or a run as --checkpoint")
+    check_weight_file(path)
     try:
         if path.suffix in (".h5", ".hdf5"):
             from vggnet.weights.keras import keras_to_torchvision, read_keras_h5
@@ -75,15 +130,14 @@ def read_weights(weights: str | os.PathLike[str]) -> WeightSource:
             from safetensors.torch import load_file
 
             meta = _vggnet_meta(path)
-            return WeightSource(load_file(path), "vggnet" if meta else "torchvision", meta.get("model"), meta, path)
+            return WeightSource(float_state(load_file(path), path), "vggnet" if meta else "torchvision",
+                                meta.get("model"), meta, path)
         state = torch.load(path, map_location="cpu", weights_only=True)
     except VggnetError:
         raise
     except Exception as err:
-        raise CheckpointError(f"cannot read weights {path}: {one_line(err)}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    return WeightSource(state, "torchvision", known.model if known else None, path=path)
+        raise _torch_load_error(path, err) from None
+    return WeightSource(float_state(state, path), "torchvision", known.model if known else None, path=path)
 
 
 def infer_network(state: dict[str, torch.Tensor]) -> str:
@@ -193,10 +247,12 @@ def model_for_inference(
     """A model in eval mode and the metadata that says how to feed it (classes, mean/std, channel
     order, sizes), from a vggnet checkpoint or run dir, a known weight name, or a weight file."""
     from vggnet.data.imagenet import imagenet_classes
-    from vggnet.train.checkpoint import model_from_checkpoint
+    from vggnet.runs import model_from_checkpoint
     from vggnet.weights.hub import PREPROCESSING
 
     path = Path(weights)
+    if path.suffix == ".safetensors" and path.exists():
+        check_weight_file(path)  # a FIFO or a device named *.safetensors: one line, never a hang
     if path.is_dir() or (path.suffix == ".safetensors" and path.is_file() and _vggnet_meta(path)):
         return model_from_checkpoint(path)  # a run or a checkpoint: it carries its own metadata
     src = read_weights(weights)
@@ -220,7 +276,7 @@ def save_for_inference(
     """Write ``weights`` as a vggnet .safetensors checkpoint (network, classes and preprocessing in
     its metadata), atomically; evaluate, predict and export then take it like a trained run."""
     from vggnet.atomic import atomic_path
-    from vggnet.train.checkpoint import save_weights
+    from vggnet.runs import save_weights
 
     out = Path(out)
     if out.suffix != ".safetensors":

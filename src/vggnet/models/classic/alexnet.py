@@ -9,7 +9,11 @@ import torch
 from torch import nn
 
 from vggnet.models.init import init_weights
-from vggnet.models.registry import register_model
+from vggnet.models.registry import MIN_INPUT_SIZES, register_model
+from vggnet.models.vgg import check_input
+
+torch.fx.wrap("check_input")  # the shape check stays one call in traced graphs (fx wraps per module)
+MIN_SIDE = MIN_INPUT_SIZES["alexnet"]
 
 
 class AlexNet(nn.Module):
@@ -34,6 +38,7 @@ class AlexNet(nn.Module):
         init_weights(self, "kaiming")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = check_input(x, 3, MIN_SIDE)  # one line, not a failure inside the third pool
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 

@@ -6,7 +6,11 @@ import torch
 from torch import nn
 
 from vggnet.models.init import init_weights
-from vggnet.models.registry import register_model
+from vggnet.models.registry import MIN_INPUT_SIZES, register_model
+from vggnet.models.vgg import check_input
+
+torch.fx.wrap("check_input")  # the shape check stays one call in traced graphs (fx wraps per module)
+MIN_SIDE = MIN_INPUT_SIZES["densenet121"]
 
 
 class DenseLayer(nn.Module):
@@ -71,7 +75,7 @@ class DenseNet(nn.Module):
         init_weights(self, "kaiming")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.relu(self.features(x)))
+        x = self.avgpool(self.relu(self.features(check_input(x, 3, MIN_SIDE))))
         return self.classifier(torch.flatten(x, 1))
 
 

@@ -14,7 +14,11 @@ import torch
 from torch import nn
 
 from vggnet.models.init import init_weights
-from vggnet.models.registry import register_model
+from vggnet.models.registry import MIN_INPUT_SIZES, register_model
+from vggnet.models.vgg import check_input
+
+torch.fx.wrap("check_input")  # the shape check stays one call in traced graphs (fx wraps per module)
+MIN_SIDE = MIN_INPUT_SIZES["googlenet"]
 
 
 class GoogLeNetOutputs(NamedTuple):
@@ -89,7 +93,7 @@ class GoogLeNet(nn.Module):
         init_weights(self, "kaiming")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
-        x = self.maxpool1(self.conv1(x))
+        x = self.maxpool1(self.conv1(check_input(x, 3, MIN_SIDE)))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
         x = self.inception4a(x)

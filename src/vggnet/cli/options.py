@@ -1,0 +1,73 @@
+"""Options several commands share, checked while the command line is parsed: before any data is
+read, anything is written, or a benchmark process is started."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+
+def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The --device text unchanged, once :func:`vggnet.device.resolve_device` accepts it (an
+    unknown name, or a GPU this machine lacks, is one ``error:`` line)."""
+    if value is not None:
+        from vggnet.device import resolve_device
+
+        resolve_device(value)
+    return value
+
+
+def device_option(help_text: str = "cpu, cuda, cuda:1, mps [cuda if available]") -> Callable:
+    """``--device``, checked at parse time."""
+    return click.option("--device", default=None, callback=_check_device, help=help_text)
+
+
+NAMED_DATA = ("cifar10", "sample")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".h5", ".hdf5", ".safetensors", ".bin")
+
+
+def check_data_arg(data: str, extra: tuple[str, ...] = ()) -> None:
+    """A --data that names nothing (not a known dataset, not a path) is one line before any work
+    starts; what a path holds is the data readers' to judge."""
+    from pathlib import Path
+
+    from vggnet.errors import DataError
+
+    if data not in (*NAMED_DATA, *extra) and not Path(data).exists():
+        valid = ", ".join(repr(n) for n in (*extra, *NAMED_DATA))
+        raise DataError(f"unknown dataset {data!r}: not {valid}, nor an existing path")
+
+
+def check_weights_arg(weights: str) -> None:
+    """--weights names a known download or an existing weight file (a regular file): checked before
+    the data is read, without reading the weights (they are read once, when the model is built)."""
+    from pathlib import Path
+
+    from vggnet.errors import CheckpointError
+    from vggnet.weights.hub import weight_file
+    from vggnet.weights.load import check_weight_file
+
+    path = Path(weights)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass a weight file, or a run as --checkpoint")
+    if path.exists() or path.is_symlink():
+        check_weight_file(path)
+    elif len(path.parts) > 1 or path.suffix in WEIGHT_SUFFIXES:  # a path, not a name such as vgg16.keras
+        raise CheckpointError(f"no weight file {path}")
+    else:
+        weight_file(weights)  # an unknown name: one line listing the known ones
+
+
+def check_output_file(path: str | None) -> None:
+    """An output file whose folder cannot exist (a file is in the way) is refused before any work."""
+    import errno
+    from pathlib import Path
+
+    if path is None:
+        return
+    for parent in Path(path).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+            return
