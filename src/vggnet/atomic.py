@@ -45,8 +45,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     if target.parent.exists() and not target.parent.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(target.parent))
     refuse_non_regular(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:  # a read-only folder: name the file the user asked for, not a temporary one
+        raise OSError(err.errno, err.strerror, str(target)) from err
     os.close(fd)
     try:
         yield Path(tmp)

@@ -97,7 +97,7 @@ def test_cache_list_escapes_entry_names(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("err", "line"), [
     (OSError(errno.ENOSPC, "No space left on device", "/runs/x/out.safetensors"),
-     "error: No space left on device: /runs/x/out.safetensors"),
+     "error: No space left on device: /runs/x/out.safetensors; free some space and run again"),
     (OSError(errno.ENOSPC, "No space left on device"),
      "error: No space left on device; free some space and run again"),
     (SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"),

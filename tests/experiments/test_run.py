@@ -103,3 +103,16 @@ def test_a_study_never_writes_among_the_users_files(colours, tmp_path):
     with pytest.raises(RunDirError, match="is not empty and holds no vggnet study output"):
         run_study("lrn", colours, mine, overrides=TINY, progress=False)
     assert [p.relative_to(mine).as_posix() for p in sorted(mine.rglob("*"))] == ["a", "a/notes.txt"]
+
+
+def test_a_study_never_reports_a_foreign_run_as_an_arm_or_mixes_studies(colours, tmp_path):
+    from vggnet.runs import RunDir, RunDirError
+
+    with RunDir(tmp_path / "lrn", "study").claim(), RunDir(tmp_path / "lrn" / "a").claim():
+        (tmp_path / "lrn" / "a" / "run.json").write_text(json.dumps(  # arm A's folder: a run of another network
+            {"model": "vgg16", "data": "x", "seed": 0, "deterministic": False, "recipe": {}}))
+        (tmp_path / "lrn" / "a" / "metrics.json").write_text("{}")
+    with pytest.raises(RunDirError, match=r"holds a run of vgg16, not of the arm A \(vgg11\)"):
+        run_study("lrn", colours, tmp_path / "lrn", overrides=TINY, progress=False)
+    with pytest.raises(RunDirError, match="holds other work"):
+        run_study("augment", colours, tmp_path / "lrn", overrides=TINY, progress=False)

@@ -76,7 +76,62 @@ def test_kinds_do_not_mix_and_a_file_is_not_a_folder(tmp_path):
 def test_a_claim_that_wrote_nothing_leaves_no_folder(tmp_path):
     with RunDir(tmp_path / "a" / "b", "evaluate").claim():
         pass
-    assert not (tmp_path / "a" / "b").exists()
+    assert not (tmp_path / "a").exists()  # every folder the claim made, not only the last
+
+
+def test_a_run_is_never_made_inside_another_vggnet_folder(model, tmp_path):
+    with RunDir(tmp_path / "r1").claim():  # r1 is a training run (its lock records it)
+        ck.save_checkpoint(tmp_path / "r1", 2, model, META, _state(2))
+    for inside in ("r1/checkpoints/epoch-0002", "r1/checkpoints/.epoch-x", "r1/checkpoints", "r1/sub/deeper"):
+        with pytest.raises(RunDirError, match=r"is inside a training run .* choose a --out outside it"):
+            RunDir(tmp_path / inside).claim()
+    with RunDir(tmp_path / "study", "study").claim():
+        (tmp_path / "study" / "results.json").write_text("{}")
+    RunDir(tmp_path / "study" / "arm").claim().release()  # a study's arms are training runs in it
+    with pytest.raises(RunDirError, match="is inside a study"):
+        RunDir(tmp_path / "study" / "x" / "arm").claim()
+
+
+def test_a_study_folder_is_never_taken_for_other_work(tmp_path):
+    lrn = {"study": "lrn", "budget": "small", "data": "/d", "seed": 0, "overrides": {}}
+    with RunDir(tmp_path / "s", "study").claim(identity=lrn):
+        (tmp_path / "s" / "results.json").write_text("{}")
+    RunDir(tmp_path / "s", "study").claim(identity=lrn).release()  # the same study again: continued
+    with pytest.raises(RunDirError, match=r"holds other work \(study lrn; this is study augment\)"):
+        RunDir(tmp_path / "s", "study").claim(identity={**lrn, "study": "augment"})
+    with pytest.raises(RunDirError, match=r"holds other work \(seed 0; this is seed 1\)"):
+        RunDir(tmp_path / "s", "study").claim(identity={**lrn, "seed": 1})
+
+
+def test_a_planted_lock_file_is_never_written_through(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes")
+    (tmp_path / "hard").mkdir()
+    os.link(tmp_path / "notes.txt", tmp_path / "hard" / ".vggnet.lock")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / ".vggnet.lock")
+    for folder in ("hard", "fifo"):
+        with pytest.raises(RunDirError, match="is not vggnet's lock file"):
+            RunDir(tmp_path / folder).claim()
+    assert (tmp_path / "notes.txt").read_text() == "my notes"
+
+
+def test_a_first_checkpoint_without_latest_still_counts(model, tmp_path):
+    with RunDir(tmp_path / "run").claim():
+        ck.save_checkpoint(tmp_path / "run", 1, model, META, _state(1))
+    (tmp_path / "run" / "checkpoints" / "LATEST").unlink()  # a kill between the rename and LATEST
+    assert ck.find_checkpoint(tmp_path / "run").parent.name == "epoch-0001"
+    with pytest.raises(RunDirError, match="already holds a run; pass --resume"):
+        RunDir(tmp_path / "run").claim()
+
+
+def test_odd_out_paths_are_one_line(tmp_path):
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(RunDirError, match="is a broken symbolic link: choose another --out"):
+        RunDir(tmp_path / "dangling").claim()
+    with pytest.raises(RunDirError, match="holds no vggnet training run to resume"):
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "x").write_text("x")
+        RunDir(tmp_path / "mine").claim(resume=True)
 
 
 def test_the_lock_file_is_never_written_through_a_link(tmp_path):
@@ -171,5 +226,5 @@ def test_a_fifo_in_a_run_directory_is_never_opened(model, tmp_path):
     assert ck.load_checkpoint(tmp_path).state is None  # not waited on: treated as absent
     (tmp_path / "checkpoints" / "LATEST").unlink()
     os.mkfifo(tmp_path / "checkpoints" / "LATEST")
-    with pytest.raises(CheckpointError, match="no checkpoint at"):
+    with pytest.raises(CheckpointError, match="LATEST is not a regular file"):
         ck.load_checkpoint(tmp_path)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vggnet.errors import CheckpointError, DivergedError
+from vggnet.errors import CheckpointError, DivergedError, VggnetError
 from vggnet.evaluate.metrics import Predictions
 from vggnet.runs import RunDir, RunDirError, load_checkpoint
 from vggnet.train import loop
@@ -79,3 +79,11 @@ def test_a_non_finite_validation_loss_ends_the_run_with_an_error(colours, tmp_pa
         _train(colours, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints" / "LATEST").exists()
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_resume_extends_and_never_shortens_a_run(colours, tmp_path):
+    loop.train("vgg11_bn", colours, get_recipe("cifar", {**SETS, "epochs": "2"}), tmp_path / "run", seed=0,
+               progress=False)
+    with pytest.raises(VggnetError, match="has trained 2 epochs already: --epochs extends a run"):
+        loop.train(None, None, None, tmp_path / "run", resume=True, epochs=1, progress=False)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["recipe"]["epochs"] == 2

@@ -26,7 +26,7 @@ def _message(err: BaseException) -> str | None:
         return str(err).strip() or type(err).__name__
     if isinstance(err, OSError):  # a file that cannot be read or written: say which
         full = "; free some space and run again" if err.errno == ENOSPC else ""
-        where = f": {err.filename}" if err.filename else full
+        where = (f": {err.filename}" if err.filename else "") + full
         return f"{err.strerror or err}{where}"
     reason = write_failure(err)  # a library's failed write (safetensors, torch.save) lost the path
     return f"cannot write: {reason}; free some space and run again" if reason else None

@@ -51,7 +51,14 @@ def run_command(name, data, budget, out, device, seed, quiet) -> None:
     get_study(name)  # an unknown name fails before anything runs
     check_data_arg(data)
     out = Path(out or f"runs/experiments/{name}-{budget}")
-    result = run_study(name, data, out, budget=budget, device=device, seed=seed, progress=not quiet)
+    try:
+        result = run_study(name, data, out, budget=budget, device=device, seed=seed, progress=not quiet)
+    except KeyboardInterrupt:  # finished arms and checkpoints are kept: the same command continues
+        again = f"vggnet experiment {name} --data {data} --budget {budget} --out {out}"
+        again += f" --seed {seed}" if seed else ""
+        click.echo(printable_text(f"interrupted: finished arms and checkpoints are kept; continue with `{again}`"),
+                   err=True)
+        raise SystemExit(130) from None
     scored = [r for r in result["arms"] if r["top1"] is not None]  # arms that diverged have no score
     best = f"best {max(scored, key=lambda r: r['top1'])['label']}" if scored else "every arm diverged"
     click.echo(printable_text(f"{name}: {best}; report: {out / 'report.md'}"))

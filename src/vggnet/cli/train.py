@@ -76,7 +76,9 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
     common = {"device": device, "progress": not quiet}
     how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
-        if model or sets or batch_size or lr or compile_ or weights or strict:
+        given = click.get_current_context().get_parameter_source
+        chose = [f"--{n}" for n in ("recipe", "seed", "out") if given(n) != click.core.ParameterSource.DEFAULT]
+        if model or sets or batch_size or lr or compile_ or weights or strict or deterministic or chose:
             raise VggnetError("--resume continues a run as it was saved; only --epochs (and --data, for data that "
                               "moved) may change")
         run_dir = Path(resume)

@@ -19,11 +19,12 @@ import torch
 
 from vggnet import __version__
 from vggnet.atomic import atomic_write_text
+from vggnet.data.split_record import data_identity
 from vggnet.device import resolve_device
 from vggnet.errors import DivergedError
 from vggnet.experiments.report import write_study_report
 from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, Study, get_study
-from vggnet.runs import RunDir
+from vggnet.runs import RunDir, RunDirError, owner
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
@@ -56,7 +57,9 @@ def run_study(
     (also written to ``out/results.json``, ``out/report.md`` and ``out/report.png``)."""
     study = get_study(name)
     budget_overrides = study.budget(budget)
-    with RunDir(Path(out), "study").claim():  # the study's own folder; each arm's run claims its own
+    identity = {"study": name, "budget": budget, "data": data_identity(data), "seed": seed,
+                "overrides": dict(sorted((overrides or {}).items()))}
+    with RunDir(Path(out), "study").claim(identity=identity):  # its own folder (each arm's run claims its own)
         return _run_arms(study, name, data, Path(out), budget, budget_overrides, device, seed, overrides, progress)
 
 
@@ -66,6 +69,7 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     rows = []
     for i, arm in enumerate(study.arms, 1):
         run_dir = out / slug(arm.label)
+        _check_arm(run_dir, arm)
         if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
             resume = RunDir(run_dir).has_checkpoint()  # else a new arm, or one cut before its first checkpoint
             done = sum(h["seconds"] for h in _history(run_dir)) if resume else 0.0  # epochs before the cut
@@ -100,6 +104,18 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     atomic_write_text(out / "results.json", json.dumps(result, indent=2) + "\n")
     write_study_report(out, result)
     return result
+
+
+def _check_arm(run_dir: Path, arm: Arm) -> None:
+    """An arm's folder holds that arm's run or nothing: a run of another network, or something
+    that is not a training run, is never reported as the arm."""
+    if not run_dir.exists():
+        return
+    if owner(run_dir) not in ("", "train"):
+        raise RunDirError(f"{run_dir} is not a training run: the study's arm {arm.label} cannot be written there")
+    if (run_dir / "run.json").exists() and RunDir(run_dir).read_run()["model"] != arm.model:
+        raise RunDirError(f"{run_dir} holds a run of {RunDir(run_dir).read_run()['model']}, not of the arm "
+                          f"{arm.label} ({arm.model}): move it away, or choose another --out for the study")
 
 
 def _row(arm: Arm, run_dir: Path) -> dict:

@@ -118,11 +118,13 @@ def save_checkpoint(run_dir: Path, epoch: int, model: nn.Module, meta: dict, sta
 
 
 def latest_dir(root: Path) -> Path | None:
-    """The epoch folder ``root/LATEST`` names; None without LATEST. A LATEST that names anything but
-    an epoch folder beside it (a path, a missing folder) is an error, never followed."""
+    """The epoch folder ``root/LATEST`` names; without LATEST the newest epoch folder (each is
+    renamed into place whole), or None. A LATEST that names anything but an epoch folder beside it
+    (a path, a missing folder) is an error, never followed."""
     path = root / LATEST
-    if not path.is_file():
-        return None
+    if not path.exists() and not path.is_symlink():  # none, or a kill came between an epoch's rename and LATEST
+        whole = [p for _, p in epoch_dirs(root) if (p / WEIGHTS).is_file() and (p / STATE).is_file()]
+        return whole[-1] if whole else None
     with open(_regular(path), "rb") as f:
         name = f.read(64).decode("utf-8", "replace").strip()  # a name, not a file's worth
     if not EPOCH_DIR.fullmatch(name) or not (root / name / WEIGHTS).is_file():

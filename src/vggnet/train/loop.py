@@ -213,6 +213,9 @@ def _resumed(run: RunDir, data: str | os.PathLike[str] | None, epochs: int | Non
     ckpt = load_checkpoint(run.path)
     if ckpt.state is None:
         raise CheckpointError(f"cannot resume from {run.path}: its checkpoint has no state.pt")
+    if epochs is not None and epochs < ckpt.state["epoch"]:
+        raise VggnetError(f"{run.path} has trained {ckpt.state['epoch']} epochs already: --epochs extends a run, "
+                          f"so give more than {ckpt.state['epoch']}")
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_run["recipe"].items()}
     if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
         saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
