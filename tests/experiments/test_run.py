@@ -112,7 +112,11 @@ def test_a_study_never_reports_a_foreign_run_as_an_arm_or_mixes_studies(colours,
         (tmp_path / "lrn" / "a" / "run.json").write_text(json.dumps(  # arm A's folder: a run of another network
             {"model": "vgg16", "data": "x", "seed": 0, "deterministic": False, "recipe": {}}))
         (tmp_path / "lrn" / "a" / "metrics.json").write_text("{}")
-    with pytest.raises(RunDirError, match=r"holds a run of vgg16, not of the arm A \(vgg11\)"):
+    with pytest.raises(RunDirError, match=r"holds a run of vgg16, not the arm A \(vgg11\)"):
+        run_study("lrn", colours, tmp_path / "lrn", overrides=TINY, progress=False)
+    (tmp_path / "lrn" / "a" / "run.json").write_text(json.dumps(
+        {"model": "vgg11", "data": "x", "seed": 0, "deterministic": False, "recipe": {"lr": 5.0}}))
+    with pytest.raises(RunDirError, match=r"holds a run with other lr, not the arm A"):
         run_study("lrn", colours, tmp_path / "lrn", overrides=TINY, progress=False)
     with pytest.raises(RunDirError, match="holds other work"):
         run_study("augment", colours, tmp_path / "lrn", overrides=TINY, progress=False)

@@ -8,6 +8,7 @@ checkpoint (its finished epochs are kept), or starts again if it had none.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ from vggnet.experiments.report import write_study_report
 from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, Study, get_study
 from vggnet.runs import RunDir, RunDirError, owner
 from vggnet.train.loop import train
-from vggnet.train.recipes import get_recipe
+from vggnet.train.recipes import Recipe, get_recipe
 
 DIVERGED = "diverged.json"  # written in an arm's run dir when its loss became non-finite
 WALL = "wall.json"  # an arm's wall time, so a study resumed over several invocations sums them all
@@ -69,13 +70,14 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     rows = []
     for i, arm in enumerate(study.arms, 1):
         run_dir = out / slug(arm.label)
-        _check_arm(run_dir, arm)
+        fields = {**BASE, **budget_overrides, **arm.overrides, **(overrides or {})}
+        if arm.init_from:
+            fields["init_from"] = str(out / slug(arm.init_from))
+        recipe = get_recipe(BASE_RECIPE, fields)
+        _check_arm(run_dir, arm, recipe)
         if not (run_dir / "metrics.json").exists() and not (run_dir / DIVERGED).exists():
             resume = RunDir(run_dir).has_checkpoint()  # else a new arm, or one cut before its first checkpoint
             done = sum(h["seconds"] for h in _history(run_dir)) if resume else 0.0  # epochs before the cut
-            fields = {**BASE, **budget_overrides, **arm.overrides, **(overrides or {})}
-            if arm.init_from:
-                fields["init_from"] = str(out / slug(arm.init_from))
             if progress:
                 print(f"[{name} {i}/{len(study.arms)}] {arm.label}: {arm.model}" + (" (resumed)" if resume else ""),
                       flush=True)
@@ -84,8 +86,7 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
                 if resume:
                     train(None, None, None, run_dir, resume=True, device=device, progress=progress)
                 else:
-                    train(arm.model, data, get_recipe(BASE_RECIPE, fields), run_dir, seed=seed, device=device,
-                          progress=progress)
+                    train(arm.model, data, recipe, run_dir, seed=seed, device=device, progress=progress)
             except DivergedError as err:  # a result of the study (bad initialisation), not a failure of it
                 atomic_write_text(run_dir / DIVERGED, json.dumps({"error": str(err)}) + "\n")
                 if progress:
@@ -106,16 +107,23 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     return result
 
 
-def _check_arm(run_dir: Path, arm: Arm) -> None:
-    """An arm's folder holds that arm's run or nothing: a run of another network, or something
-    that is not a training run, is never reported as the arm."""
+def _check_arm(run_dir: Path, arm: Arm, recipe: Recipe) -> None:
+    """An arm's folder holds that arm's run or nothing: a run of another network or recipe, or
+    something that is not a training run, is never reported as the arm."""
     if not run_dir.exists():
         return
     if owner(run_dir) not in ("", "train"):
         raise RunDirError(f"{run_dir} is not a training run: the study's arm {arm.label} cannot be written there")
-    if (run_dir / "run.json").exists() and RunDir(run_dir).read_run()["model"] != arm.model:
-        raise RunDirError(f"{run_dir} holds a run of {RunDir(run_dir).read_run()['model']}, not of the arm "
-                          f"{arm.label} ({arm.model}): move it away, or choose another --out for the study")
+    if not (run_dir / "run.json").exists():
+        return
+    run = RunDir(run_dir).read_run()
+    wanted = json.loads(json.dumps(dataclasses.asdict(recipe)))  # as run.json holds it (tuples as lists)
+    differ = sorted(k for k in wanted if run["recipe"].get(k, wanted[k]) != wanted[k]
+                    and k != "init_from")  # a path: the same study may be reached by another path
+    if run["model"] != arm.model or differ:
+        what = f"a run of {run['model']}" if run["model"] != arm.model else f"a run with other {', '.join(differ)}"
+        raise RunDirError(f"{run_dir} holds {what}, not the arm {arm.label} ({arm.model}) of this study: move it "
+                          "away, or choose another --out for the study")
 
 
 def _row(arm: Arm, run_dir: Path) -> dict:
