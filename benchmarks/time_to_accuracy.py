@@ -17,6 +17,7 @@ import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
@@ -43,6 +44,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = train(None, args.data, recipe, tmp, seed=seed, device=args.device, progress=False)
                 wall = time.perf_counter() - t0
+                device = json.loads((Path(tmp) / "run.json").read_text())["device"]  # where it ran, as train saw it
             elapsed, curve = 0.0, []
             for row in result.history:
                 elapsed += row["seconds"]
@@ -50,7 +52,7 @@ def main() -> None:
             m = result.metrics
             line = {"recipe": args.recipe, "overrides": spec, "seed": seed, "epochs": recipe.epochs,
                     "top1": round(m["top1"], 4), "top1_without_tta": round(m.get("top1_without_tta", m["top1"]), 4),
-                    "wall_seconds": round(wall, 1), "curve": curve, "device": result.metrics.get("device", "")}
+                    "wall_seconds": round(wall, 1), "curve": curve, "device": device}
             results.append(line)
             print(json.dumps(line), flush=True)
             if args.out:

@@ -10,7 +10,7 @@ import torch
 from vggnet.errors import CheckpointError, DivergedError, VggnetError
 from vggnet.evaluate.metrics import Predictions
 from vggnet.runs import RunDir, RunDirError, load_checkpoint
-from vggnet.train import loop
+from vggnet.train import loop, setup
 from vggnet.train.recipes import get_recipe
 
 SETS = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "precision": "fp32", "epochs": "1"}
@@ -24,7 +24,7 @@ def test_a_locked_run_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
     def no_data(*args, **kwargs):
         raise AssertionError("data was read")
 
-    monkeypatch.setattr(loop, "load_data", no_data)
+    monkeypatch.setattr(setup, "load_data", no_data)
     with RunDir(tmp_path / "run").claim():
         with pytest.raises(RunDirError, match=r"is in use by another vggnet process"):
             _train(tmp_path / "no-such-data", tmp_path / "run")

@@ -66,6 +66,13 @@ def _run_folders(names: list[str]) -> set[str]:
     return runs | {d for d in reports if any(posixpath.dirname(r) == d for r in runs)}
 
 
+def candidate_images(names: list[str], is_image: Callable[[str], bool]) -> list[str]:
+    """The names a dataset folder would read as images (the rule of :func:`resolve_layout` without
+    classes): what ``vggnet predict FOLDER`` scores."""
+    runs = _run_folders(names)
+    return [n for n in names if _why_not(n, runs, is_image) is None]
+
+
 def _why_not(name: str, run_folders: set[str], is_image: Callable[[str], bool]) -> str | None:
     """Why a file is not a candidate image, or None when it is one."""
     parts = name.split("/")

@@ -3,6 +3,11 @@ bf16 autocast where it is the faster arithmetic), checkpointed every epoch so ``
 continues exactly where it stopped.
 
     train("vgg11_bn", "sample", get_recipe("cifar"), out="runs/demo")
+    resume("runs/demo", epochs=30)
+
+``_train`` reads as the run does: set up, then per epoch train, validate, checkpoint; then the
+final scores and report. Preparation (options, data, statistics, starting weights) is in
+:mod:`vggnet.train.setup`.
 """
 
 from __future__ import annotations
@@ -21,36 +26,34 @@ import torch
 
 from vggnet import __version__
 from vggnet.atomic import atomic_write_text
-from vggnet.data.arrays import ImageArrays, channel_mean_std
-from vggnet.data.datasets import DataSplits, labels_of, load_data, take_balanced
+from vggnet.data.datasets import DataSplits
 from vggnet.data.loader import make_batches
-from vggnet.data.sources import printable
-from vggnet.data.split_record import data_identity, describe_change, make_record, read_split, write_split
-from vggnet.data.stats import stream_stats
+from vggnet.data.split_record import data_identity, read_split, write_split
 from vggnet.data.summary import files_summary, format_summary, summarize
-from vggnet.data.transforms import BatchTransform, pca_basis
+from vggnet.data.transforms import BatchTransform
 from vggnet.device import autocast_dtype, resolve_device
-from vggnet.errors import CheckpointError, DataError, DivergedError, VggnetError
-from vggnet.evaluate.metrics import metrics_json, predict, score
+from vggnet.errors import DivergedError
+from vggnet.evaluate.metrics import Predictions, metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
-from vggnet.models import create_model, init_from_shallower, resolve_name
+from vggnet.models import create_model, init_from_shallower
 from vggnet.models.registry import check_input_size
 from vggnet.progress import progress_bar
-from vggnet.runs import Checkpoint, RunDir, load_checkpoint, model_from_checkpoint, save_checkpoint
-from vggnet.train.distributed import (
-    DistInfo,
-    barrier,
-    from_main,
-    init_distributed,
-    local_batch_size,
-    sum_across,
-    wrap_model,
-)
+from vggnet.runs import Checkpoint, RunDir, save_checkpoint
+from vggnet.train.distributed import DistInfo, barrier, from_main, init_distributed, sum_across, wrap_model
 from vggnet.train.optim import build_optimizer, build_scheduler
-from vggnet.train.recipes import Recipe, check_recipe
+from vggnet.train.recipes import Recipe
+from vggnet.train.setup import (
+    checked_model,
+    data_stats,
+    load_splits,
+    load_weights,
+    model_kwargs_for,
+    read_starts,
+    resumed_args,
+    set_determinism,
+)
 from vggnet.train.step import train_step
-from vggnet.weights.load import WeightSource, read_weights
 
 log = logging.getLogger("vggnet")
 
@@ -62,101 +65,6 @@ class TrainResult:
     run_dir: Path
     history: list[dict]
     metrics: dict  # the final validation scores (metrics.json)
-
-
-def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed every generator; ``deterministic`` also forbids non-deterministic kernels."""
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.backends.cudnn.benchmark = not deterministic
-
-
-def _model_kwargs(name: str, recipe: Recipe, num_classes: int, size: int) -> dict:
-    if not name.startswith("vgg"):
-        return {"num_classes": num_classes}
-    head = recipe.head if recipe.head != "auto" else ("imagenet" if size >= 224 else "small")
-    return {"num_classes": num_classes, "head": head, "dropout": recipe.dropout, "init": recipe.init}
-
-
-CONSTANT_STD = 1e-3  # on the [0, 1] scale: a channel this flat carries no signal to normalise
-
-
-def _stats(data: DataSplits, recipe: Recipe, size: int) -> dict:
-    """Mean, std and PCA colour basis of the training images (a sample of them when streamed)."""
-    if isinstance(data.train, ImageArrays):
-        mean, std = channel_mean_std(data.train.images)
-        eigval, eigvec = pca_basis(data.train.images)
-    else:
-        mean, std, eigval, eigvec = stream_stats(data.train, recipe.test_scale, size)
-    flat = [name for name, s in zip("RGB", std, strict=True) if s < CONSTANT_STD]
-    if flat and recipe.normalize_std:  # dividing by ~0 would make every input inf or NaN
-        log.warning("channel %s is constant in the training images (std %.1g): it is centred, not divided by "
-                    "its std", "/".join(flat), min(std))
-        std = [1.0 if s < CONSTANT_STD else s for s in std]
-    # without std division the input is (pixel - mean) on the recipe's pixel range: dividing by
-    # 1/255 puts it on [0, 255], the paper's scale, 255x the signal that N(0, 0.01) weights see
-    range_std = [1.0 / recipe.pixel_range] * 3
-    return {"mean": mean, "std": std if recipe.normalize_std else range_std,
-            "pca_eigval": eigval.tolist(), "pca_eigvec": eigvec.tolist()}
-
-
-def _read_starts(recipe: Recipe) -> tuple[WeightSource | None, torch.nn.Module | None]:
-    """What a new run starts from besides random weights, read (and checked) before the data: the
-    pretrained weights to fine-tune, and the shallower trained net to initialise from."""
-    pretrained = read_weights(recipe.weights) if recipe.weights else None
-    shallower = model_from_checkpoint(recipe.init_from)[0] if recipe.init_from else None
-    return pretrained, shallower
-
-
-def _load_weights(model: torch.nn.Module, src: WeightSource, stats: dict) -> dict:
-    """Fine-tuning: load pretrained weights (all that fit; the user is told what did not) and
-    feed the images as those weights expect (their channel order, mean and std)."""
-    from vggnet.weights.hub import PREPROCESSING
-    from vggnet.weights.load import describe_skipped, load_pretrained
-
-    skipped = load_pretrained(model, src.state)
-    if skipped:
-        log.warning("%s: %s", src.path, describe_skipped(skipped, model))
-    pre = src.meta if src.source == "vggnet" else PREPROCESSING[src.source]
-    return {**stats, "mean": list(pre["mean"]), "std": list(pre["std"]), "channels": pre.get("channels", "RGB")}
-
-
-def _load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict: bool, progress: bool,
-                 record: dict | None, classes: list[str] | None) -> tuple[DataSplits, dict]:
-    """The run's data, and the record of its split (before any subset) for ``split.json``. On
-    resume (``classes``: the checkpoint's) the recorded held-out images stay held out and what
-    changed is said; changed classes, or data that cannot train a classifier, stop here."""
-    if classes is not None and record is None:
-        log.warning("the run has no split.json: its held-out images are the seeded split again, exact only if "
-                    "%s is unchanged since the run started", data)
-    held = record["held_out"] if record else None
-    splits = load_data(data, val_fraction=recipe.val_fraction, seed=seed, progress=progress, strict=strict,
-                       held_out=held)
-    if splits.train is None or splits.val is None or not len(splits.train):
-        raise DataError(f"dataset {data} needs images to train on and a validation split")
-    if len(splits.classes) < 2:
-        raise DataError(f"{data} has one class ({splits.classes[0]}): a classifier needs at least two class "
-                        "folders (a folder of images per class)")
-    if classes is not None and splits.classes != classes:
-        gone, new = sorted(set(classes) - set(splits.classes)), sorted(set(splits.classes) - set(classes))
-        raise DataError(f"the classes of {data} changed since the run started (gone: {', '.join(gone) or '-'}; "
-                        f"new: {', '.join(new) or '-'}): restore them, or start a new run")
-    if record is not None and (change := describe_change(record, splits)):
-        log.warning("%s changed since the run started (%s); the recorded held-out images that remain stay held "
-                    "out", data, change)
-    if not len(splits.val):
-        raise DataError(f"no validation images left in {data}: the run's held-out images are gone")
-    val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
-    missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
-    if missing:
-        log.warning("%d of %d classes have no validation image (e.g. %s): their scores mean nothing; raise "
-                    "val_fraction or add images", len(missing), len(splits.classes), printable(missing[0]))
-    made = make_record(data, splits)
-    splits.train = take_balanced(splits.train, recipe.train_images, seed)
-    splits.val = take_balanced(splits.val, recipe.val_images, seed)
-    return splits, made
 
 
 def _write_csv(run_dir: Path, history: list[dict]) -> None:
@@ -206,41 +114,6 @@ def _gather_states(dist: DistInfo, state: torch.Tensor) -> list[torch.Tensor]:
     return states
 
 
-def _resumed(run: RunDir, data: str | os.PathLike[str] | None, epochs: int | None) -> dict:
-    """What a resumed run continues with: its checkpoint, and the model, data, seed and recipe of
-    its run.json (checked field by field; ``data`` given again for data that moved)."""
-    saved_run = run.read_run()
-    ckpt = load_checkpoint(run.path)
-    if ckpt.state is None:
-        raise CheckpointError(f"cannot resume from {run.path}: its checkpoint has no state.pt")
-    if epochs is not None and epochs < ckpt.state["epoch"]:
-        raise VggnetError(f"{run.path} has trained {ckpt.state['epoch']} epochs already: --epochs extends a run, "
-                          f"so give more than {ckpt.state['epoch']}")
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_run["recipe"].items()}
-    if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
-        saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
-    try:
-        recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
-    except (TypeError, KeyError) as err:
-        raise CheckpointError(f"{run.run_json} is damaged: its recipe does not fit ({err})") from None
-    return {"ckpt": ckpt, "model_name": saved_run["model"], "seed": saved_run["seed"], "recipe": recipe,
-            "deterministic": saved_run["deterministic"], "strict": saved_run.get("strict", False),
-            "data": data or saved_run.get("data_path", saved_run["data"])}  # absolute: resumable from anywhere
-
-
-def _checked(model_name: str | None, data: object, recipe: Recipe | None, dist: DistInfo) -> str:
-    """The model's name, once every option is known to be usable: checked before anything is
-    read or written."""
-    if recipe is not None and model_name is None:
-        model_name = recipe.model or None  # the recipe's own network (cifar-fast: vgg_fast)
-    if recipe is None or model_name is None or data is None:
-        raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
-    check_recipe(recipe)
-    resolve_name(model_name)  # an unknown name fails before any data is read
-    local_batch_size(recipe.batch_size, dist, recipe.accumulate)  # a batch that does not split fails here
-    return model_name
-
-
 def train(
     model_name: str | None,
     data: str | os.PathLike[str] | None,
@@ -258,11 +131,11 @@ def train(
     """Train ``model_name`` on ``data`` with ``recipe``, writing everything to the run dir ``out``.
 
     ``out`` must be new, empty, or a run of vggnet's (see :class:`vggnet.runs.RunDir`); it is
-    locked while the run trains. With ``resume`` the run in ``out`` continues from its latest
-    checkpoint: same model, data split, recipe, weights, optimizer and scheduler state, random
-    generators and history (pass None for the model and recipe, and for ``data`` unless it
-    moved); ``epochs`` raises the epoch count of the saved recipe. ``strict``: an image that
-    cannot be decoded stops the run, named, instead of being skipped with a warning.
+    locked while the run trains. With ``resume`` (or :func:`resume`) the run in ``out`` continues
+    from its latest checkpoint: same model, data split, recipe, weights, optimizer and scheduler
+    state, random generators and history (pass None for the model and recipe, and for ``data``
+    unless it moved); ``epochs`` raises the epoch count of the saved recipe. ``strict``: an image
+    that cannot be decoded stops the run, named, instead of being skipped with a warning.
 
     Started by ``torchrun`` (WORLD_SIZE > 1 in the environment), each process trains on its share
     of every global batch under DistributedDataParallel and rank 0 alone writes ``out``.
@@ -271,11 +144,11 @@ def train(
     dist, device = init_distributed(resolve_device(device))
     run = RunDir(Path(out), "train")
     if not resume:
-        _checked(model_name, data, recipe, dist)
+        checked_model(model_name, data, recipe, dist)
     if dist.main:
         run.claim(resume=resume)  # before any data is read: not the user's folder, not in use
     try:
-        resumed = _resumed(run, data, epochs) if resume else {}
+        resumed = resumed_args(run, data, epochs) if resume else {}
         args = {"model_name": model_name, "data": data, "recipe": recipe, "seed": seed, "deterministic": deterministic,
                 "strict": strict, **resumed}
         return _train(run, dist, device, progress=progress, **args)
@@ -283,24 +156,75 @@ def train(
         run.release()
 
 
+def resume(run_dir: str | os.PathLike[str], *, epochs: int | None = None, data: str | os.PathLike[str] | None = None,
+           device: str | torch.device | None = None, progress: bool = True) -> TrainResult:
+    """Continue the run in ``run_dir`` from its latest checkpoint (``epochs``: extend it; ``data``:
+    where its data moved)."""
+    return train(None, data, None, run_dir, resume=True, epochs=epochs, device=device, progress=progress)
+
+
+@dataclass
+class _Live:
+    """What every epoch works with: built once by :func:`_setup`, restored from the checkpoint on
+    resume."""
+
+    run_dir: Path
+    dist: DistInfo
+    device: torch.device
+    recipe: Recipe
+    splits: DataSplits
+    summary: dict
+    model: torch.nn.Module
+    step_model: torch.nn.Module  # the model as training calls it (DDP, torch.compile)
+    transform: BatchTransform
+    dtype: torch.dtype | None
+    train_batches: object
+    val_batches: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    shuffle_gen: torch.Generator
+    augment_gen: torch.Generator
+    stats: dict
+    meta: dict
+    run_info: dict
+    history: list[dict]
+    start: int
+    progress: bool
+    writer: object = None
+    val: Predictions | None = None  # the latest validation pass, reused for the final report
+
+    def validation(self, model: torch.nn.Module | None = None) -> Predictions:
+        return predict(model or self.model, self.val_batches, lambda x: self.transform(x, train=False),
+                       dtype=self.dtype)
+
+
 def _train(run: RunDir, dist: DistInfo, device: torch.device, model_name: str | None,
            data: str | os.PathLike[str] | None, recipe: Recipe | None, seed: int, deterministic: bool, strict: bool,
            progress: bool, ckpt: Checkpoint | None = None) -> TrainResult:
-    """The run itself, top to bottom: data, model, optimizer, epochs, the final report."""
+    """The run itself, top to bottom."""
     started = time.perf_counter()
-    run_dir = run.path
-    progress = progress and dist.main
-    state = ckpt.state if ckpt is not None else None
-    resume = ckpt is not None
-    model_name = _checked(model_name, data, recipe, dist)
-    set_determinism(seed, deterministic)
+    live = _setup(run.path, dist, device, model_name, data, recipe, seed, deterministic, strict,
+                  progress and dist.main, ckpt)
+    for epoch in range(live.start, live.recipe.epochs + 1):
+        totals = _train_epoch(live, epoch)
+        row = _validate(live, epoch, *totals)
+        _checkpoint(live, epoch, row)
+    return _finish(live, started)
 
+
+def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str | None, data, recipe: Recipe | None,
+           seed: int, deterministic: bool, strict: bool, progress: bool, ckpt: Checkpoint | None) -> _Live:
+    """Data, model, optimizer and run files, in the order that keeps a resumed run's random
+    streams exactly where they were."""
+    state = ckpt.state if ckpt is not None else None
+    model_name = checked_model(model_name, data, recipe, dist)
+    set_determinism(seed, deterministic)
     if not dist.main:
         barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
-    pretrained, shallower = _read_starts(recipe) if not resume else (None, None)
-    record = read_split(run_dir) if resume else None
-    splits, made = _load_splits(data, recipe, seed, strict, progress, record, ckpt.meta.get("classes") if resume
-                                else None)
+    pretrained, shallower = read_starts(recipe) if ckpt is None else (None, None)
+    record = read_split(run_dir) if ckpt is not None else None
+    splits, made = load_splits(data, recipe, seed, strict, progress, record, ckpt.meta.get("classes") if ckpt
+                               else None)
     if dist.main:
         barrier(dist)
     size = recipe.image_size or splits.native_size or 224
@@ -308,154 +232,191 @@ def _train(run: RunDir, dist: DistInfo, device: torch.device, model_name: str | 
     summary = summarize(splits)
     if dist.main:
         print(format_summary(summary), file=sys.stderr, flush=True)
-    model_kwargs = _model_kwargs(model_name, recipe, len(splits.classes), size)
+    model_kwargs = model_kwargs_for(model_name, recipe, len(splits.classes), size)
     model = create_model(model_name, **model_kwargs)
-    stats = state["stats"] if state else _stats(splits, recipe, size)
+    stats = state["stats"] if state else data_stats(splits, recipe, size)
     if shallower is not None:
         init_from_shallower(model, shallower)
     if pretrained is not None:
-        stats = _load_weights(model, pretrained, stats)
+        stats = load_weights(model, pretrained, stats)
     if state:
         model.load_state_dict(ckpt.weights)
     model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    dtype = autocast_dtype(recipe.precision, device)
+    transform = _transform(recipe, stats, splits, size)
+    if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
+        # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
+        model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
+    wrapped = wrap_model(model, dist, device, recipe.sync_bn)  # DDP starts every rank from rank 0's weights
+    live = _Live(
+        run_dir=run_dir, dist=dist, device=device, recipe=recipe, splits=splits, summary=summary,
+        model=getattr(wrapped, "module", wrapped),  # SyncBatchNorm conversion may have swapped layers
+        step_model=torch.compile(wrapped) if recipe.compile else wrapped, transform=transform,
+        dtype=autocast_dtype(recipe.precision, device), train_batches=None, val_batches=None, optimizer=None,
+        scheduler=None, shuffle_gen=torch.Generator().manual_seed(seed),
+        augment_gen=torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank), stats=stats, meta={},
+        run_info={}, history=[], start=1, progress=progress)
+    _optimization(live, size, seed, strict, state)
+    new_split = made if record is None else None  # a new run (or one from before splits were recorded)
+    _run_files(live, model_name, model_kwargs, data, size, seed, deterministic, strict, new_split)
+    return live
 
-    transform = BatchTransform(
+
+def _transform(recipe: Recipe, stats: dict, splits: DataSplits, size: int) -> BatchTransform:
+    return BatchTransform(
         mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop,
         flip=recipe.flip and not (recipe.alternate_flip and splits.in_memory),
         pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
         pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
         channels_last=recipe.channels_last, bgr=stats.get("channels") == "BGR",
     )
-    if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
-        # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
-        model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
-    wrapped = wrap_model(model, dist, device, recipe.sync_bn)  # DDP starts every rank from rank 0's weights
-    model = getattr(wrapped, "module", wrapped)  # SyncBatchNorm conversion may have swapped layers
-    step_model = torch.compile(wrapped) if recipe.compile else wrapped
-    shuffle_gen = torch.Generator().manual_seed(seed)
-    augment_gen = torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank)
-    loader_args = {"device": device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
-    train_batches = make_batches(splits.train, recipe.batch_size, train=True, generator=shuffle_gen,
-                                 alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed,
-                                 shard=(dist.rank, dist.world), seed=seed, strict=strict, **loader_args)
-    val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale), "strict": strict}
-    val_batches = make_batches(splits.val, recipe.batch_size, train=False, **val_args)
-    optimizer = build_optimizer(model, recipe)
-    scheduler = build_scheduler(optimizer, recipe, len(train_batches))
-    history: list[dict] = []
-    start = 1
-    if state:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        shuffle_gen.set_state(state["rng"]["shuffle"])
-        per_rank = state["rng"].get("augment_ranks") or [state["rng"]["augment"]]
-        augment_gen.set_state(per_rank[dist.rank] if len(per_rank) == dist.world else per_rank[0])
-        history, start = state["history"], state["epoch"] + 1
 
-    meta = {"model": model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
-            "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
-            "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
-            "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
-            "val_fraction": recipe.val_fraction}
-    run_info = {
+
+def _optimization(live: _Live, size: int, seed: int, strict: bool, state: dict | None) -> None:
+    """Batches, optimizer and schedule; on resume their states, the generators' and the history."""
+    recipe, dist = live.recipe, live.dist
+    loader_args = {"device": live.device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
+    live.train_batches = make_batches(live.splits.train, recipe.batch_size, train=True, generator=live.shuffle_gen,
+                                      alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed,
+                                      shard=(dist.rank, dist.world), seed=seed, strict=strict, **loader_args)
+    val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale), "strict": strict}
+    live.val_batches = make_batches(live.splits.val, recipe.batch_size, train=False, **val_args)
+    live.optimizer = build_optimizer(live.model, recipe)
+    live.scheduler = build_scheduler(live.optimizer, recipe, len(live.train_batches))
+    if state:
+        live.optimizer.load_state_dict(state["optimizer"])
+        live.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        live.shuffle_gen.set_state(state["rng"]["shuffle"])
+        per_rank = state["rng"].get("augment_ranks") or [state["rng"]["augment"]]
+        live.augment_gen.set_state(per_rank[dist.rank] if len(per_rank) == dist.world else per_rank[0])
+        live.history, live.start = state["history"], state["epoch"] + 1
+
+
+def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int, seed: int, deterministic: bool,
+               strict: bool, split_record: dict | None) -> None:
+    """The checkpoint metadata, run.json and (a new run's) split.json; TensorBoard if installed."""
+    recipe, splits, stats = live.recipe, live.splits, live.stats
+    live.meta = {"model": live.model.model_name, "model_kwargs": model_kwargs, "classes": splits.classes,
+                 "mean": stats["mean"], "std": stats["std"], "channels": stats.get("channels", "RGB"),
+                 "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
+                 "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
+                 "val_fraction": recipe.val_fraction}
+    live.run_info = {
         "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
         "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
         "model_kwargs": model_kwargs, "image_size": size, "train_images": len(splits.train),
-        "val_images": len(splits.val), "skipped_images": splits.skipped, "data_summary": summary,
-        "device": str(device), "processes": dist.world, "torch": torch.__version__, "vggnet": __version__,
+        "val_images": len(splits.val), "skipped_images": splits.skipped, "data_summary": live.summary,
+        "device": str(live.device), "processes": live.dist.world, "torch": torch.__version__, "vggnet": __version__,
     }
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if record is None:  # a new run (or one from before splits were recorded)
-            write_split(run_dir, made)
-        _write_json(run_dir / "run.json", run_info)
-    writer = _tensorboard(run_dir) if dist.main else None
-    val_transform = lambda x: transform(x, train=False)  # noqa: E731
-    val = None  # the latest validation pass, reused for the final report
+    if live.dist.main:
+        if split_record is not None:
+            write_split(live.run_dir, split_record)
+        _write_json(live.run_dir / "run.json", live.run_info)
+        live.writer = _tensorboard(live.run_dir)
 
-    for epoch in range(start, recipe.epochs + 1):
-        model.train()
-        if hasattr(train_batches, "set_epoch"):
-            train_batches.set_epoch(epoch)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        seen = 0
-        with progress_bar(f"epoch {epoch}/{recipe.epochs}", total=len(train_batches), enabled=progress) as bar:
-            for step, (images, labels) in enumerate(train_batches):
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                loss, logits = train_step(step_model, images, labels, transform, optimizer, dtype=dtype,
-                                          label_smoothing=recipe.label_smoothing, generator=augment_gen,
-                                          accumulate=recipe.accumulate)
-                if scheduler.per_step:
-                    scheduler.step()
-                loss_sum += loss * len(labels)
-                correct += (logits.argmax(1) == labels).sum()
-                seen += len(labels)
-                bar.advance()
-                if step % 10 == 9 or step == len(train_batches) - 1:
-                    total_loss, total_correct, total_seen = sum_across(
-                        dist, loss_sum, correct, torch.tensor(seen, device=device))
-                    _stop_if_diverged(total_loss, epoch, step, history)
-                    n, rate = total_seen.item(), seen / (time.perf_counter() - t0) * dist.world
-                    bar.note(f"loss {total_loss.item() / n:.3f}  acc {total_correct.item() / n:.1%}  {rate:.0f} img/s")
-        train_seconds = time.perf_counter() - t0
-        new_skips = {**getattr(train_batches, "skipped", {}), **getattr(val_batches, "skipped", {})}
-        new_skips = {n: why for n, why in new_skips.items() if n not in splits.skipped}
-        if new_skips:  # streamed images are decoded as they are read: report each bad file once
-            splits.skipped.update(new_skips)
-            log.warning("epoch %d: %d undecodable images skipped (first: %s); --strict stops instead",
-                        epoch, len(new_skips), min(new_skips))
-            if dist.main:  # run.json's skipped_images is splits.skipped; its summary lists them too
-                summary["undecodable"] = files_summary(splits.skipped)
-                _write_json(run_dir / "run.json", run_info)
-        loss_sum, correct, total_seen = sum_across(dist, loss_sum, correct, torch.tensor(seen, device=device))
-        seen = int(total_seen.item())
-        _stop_if_diverged(loss_sum, epoch, len(train_batches) - 1, history)
-        row = None
-        if dist.main:  # rank 0 scores and writes; the others wait for the score the plateau schedule needs
-            val = predict(model, val_batches, val_transform, dtype=dtype)
-            row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
-                   "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
-                   "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0,
-                   "images_per_s": seen / train_seconds}
-        row = from_main(dist, row)
-        _stop_if_val_diverged(row, history)
-        history.append(row)
-        if not scheduler.per_step:
-            scheduler.step(row["val_top1"])
-        if progress:
-            print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}  top-5 {row['val_top5']:.2%}  "
-                  f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
-        augment_states = _gather_states(dist, augment_gen.get_state())
-        if dist.main:
-            _write_csv(run_dir, history)
-            if writer is not None:
-                for key in CSV_FIELDS[1:]:
-                    writer.add_scalar(key, row[key], epoch)
-            save_checkpoint(run_dir, epoch, model, meta, {
-                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state(),
-                        "augment": augment_gen.get_state(), "augment_ranks": augment_states},
-                "history": history, "stats": stats,
-            })
-        barrier(dist)  # no process starts the next epoch (or returns) before the checkpoint is whole
-    if writer is not None:
-        writer.close()
-    if not dist.main:
-        return TrainResult(run_dir, history, {})
 
-    final = val if val is not None else predict(model, val_batches, val_transform, dtype=dtype)
+def _train_epoch(live: _Live, epoch: int) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
+    """One pass over the training images: (summed loss, correct, images, start time, seconds)."""
+    live.model.train()
+    batches, device, dist = live.train_batches, live.device, live.dist
+    if hasattr(batches, "set_epoch"):
+        batches.set_epoch(epoch)
+    t0 = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    with progress_bar(f"epoch {epoch}/{live.recipe.epochs}", total=len(batches), enabled=live.progress) as bar:
+        for step, (images, labels) in enumerate(batches):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            loss, logits = train_step(live.step_model, images, labels, live.transform, live.optimizer,
+                                      dtype=live.dtype, label_smoothing=live.recipe.label_smoothing,
+                                      generator=live.augment_gen, accumulate=live.recipe.accumulate)
+            if live.scheduler.per_step:
+                live.scheduler.step()
+            loss_sum += loss * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+            seen += len(labels)
+            bar.advance()
+            if step % 10 == 9 or step == len(batches) - 1:
+                total_loss, total_correct, total_seen = sum_across(
+                    dist, loss_sum, correct, torch.tensor(seen, device=device))
+                _stop_if_diverged(total_loss, epoch, step, live.history)
+                n, rate = total_seen.item(), seen / (time.perf_counter() - t0) * dist.world
+                bar.note(f"loss {total_loss.item() / n:.3f}  acc {total_correct.item() / n:.1%}  {rate:.0f} img/s")
+    return loss_sum, correct, seen, t0, time.perf_counter() - t0
+
+
+def _validate(live: _Live, epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, t0: float,
+              train_seconds: float) -> dict:
+    """The epoch's row of metrics.csv: training totals over all processes, validation on rank 0."""
+    _note_skipped(live, epoch)
+    loss_sum, correct, total_seen = sum_across(live.dist, loss_sum, correct, torch.tensor(seen, device=live.device))
+    seen = int(total_seen.item())
+    _stop_if_diverged(loss_sum, epoch, len(live.train_batches) - 1, live.history)
+    row = None
+    if live.dist.main:  # rank 0 scores and writes; the others wait for the score the plateau schedule needs
+        live.val = val = live.validation()
+        row = {"epoch": epoch, "lr": live.optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
+               "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
+               "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0, "images_per_s": seen / train_seconds}
+    row = from_main(live.dist, row)
+    _stop_if_val_diverged(row, live.history)
+    live.history.append(row)
+    if not live.scheduler.per_step:
+        live.scheduler.step(row["val_top1"])
+    if live.progress:
+        print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}  top-5 {row['val_top5']:.2%}  "
+              f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
+    return row
+
+
+def _note_skipped(live: _Live, epoch: int) -> None:
+    """Streamed images are decoded as they are read: report each undecodable file once."""
+    skipped = {**getattr(live.train_batches, "skipped", {}), **getattr(live.val_batches, "skipped", {})}
+    new = {n: why for n, why in skipped.items() if n not in live.splits.skipped}
+    if not new:
+        return
+    live.splits.skipped.update(new)
+    log.warning("epoch %d: %d undecodable images skipped (first: %s); --strict stops instead", epoch, len(new),
+                min(new))
+    if live.dist.main:  # run.json's skipped_images is splits.skipped; its summary lists them too
+        live.summary["undecodable"] = files_summary(live.splits.skipped)
+        _write_json(live.run_dir / "run.json", live.run_info)
+
+
+def _checkpoint(live: _Live, epoch: int, row: dict) -> None:
+    """metrics.csv, TensorBoard and the epoch's checkpoint; every process waits until it is whole."""
+    augment_states = _gather_states(live.dist, live.augment_gen.get_state())
+    if live.dist.main:
+        _write_csv(live.run_dir, live.history)
+        if live.writer is not None:
+            for key in CSV_FIELDS[1:]:
+                live.writer.add_scalar(key, row[key], epoch)
+        save_checkpoint(live.run_dir, epoch, live.model, live.meta, {
+            "epoch": epoch, "optimizer": live.optimizer.state_dict(), "scheduler": live.scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "shuffle": live.shuffle_gen.get_state(),
+                    "augment": live.augment_gen.get_state(), "augment_ranks": augment_states},
+            "history": live.history, "stats": live.stats,
+        })
+    barrier(live.dist)  # no process starts the next epoch (or returns) before the checkpoint is whole
+
+
+def _finish(live: _Live, started: float) -> TrainResult:
+    """The final scores (with test-time augmentation if the recipe asks), metrics.json and the report."""
+    if live.writer is not None:
+        live.writer.close()
+    if not live.dist.main:
+        return TrainResult(live.run_dir, live.history, {})
+    final = live.val if live.val is not None else live.validation()
     extra = {}
-    if recipe.tta:
-        extra = {"tta": recipe.tta, "top1_without_tta": final.accuracy(1)}
-        final = predict(TestTimeAugment(model, recipe.tta), val_batches, val_transform, dtype=dtype)
-    metrics = {"split": "val", "checkpoint": str(run_dir), **score(final, splits.classes), **extra,
+    if live.recipe.tta:
+        extra = {"tta": live.recipe.tta, "top1_without_tta": final.accuracy(1)}
+        final = live.validation(TestTimeAugment(live.model, live.recipe.tta))
+    metrics = {"split": "val", "checkpoint": str(live.run_dir), **score(final, live.splits.classes), **extra,
                "wall_seconds": round(time.perf_counter() - started, 1)}
-    atomic_write_text(run_dir / "metrics.json", metrics_json(metrics))
-    write_report(run_dir, metrics, history, title=f"{model.model_name} on {splits.name}, recipe {recipe.name}")
-    return TrainResult(run_dir, history, metrics)
+    atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
+    write_report(live.run_dir, metrics, live.history,
+                 title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")
+    return TrainResult(live.run_dir, live.history, metrics)
