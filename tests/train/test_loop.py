@@ -7,6 +7,7 @@ import torch
 from vggnet.data import transforms
 from vggnet.errors import VggnetError
 from vggnet.runs import load_checkpoint
+from vggnet.train.loop import resume as resume_run
 from vggnet.train.loop import train
 from vggnet.train.recipes import get_recipe
 
@@ -15,7 +16,7 @@ FAST = {"batch_size": "16", "lr": "0.01", "val_fraction": "0.25", "precision": "
 
 def _run(data, out, epochs, resume=False, **overrides):
     if resume:
-        return train(None, None, None, out, resume=True, epochs=epochs, progress=False)
+        return resume_run(out, epochs=epochs, progress=False)
     recipe = get_recipe("cifar", {**FAST, "epochs": str(epochs), **overrides})
     return train("vgg11_bn", data, recipe, out, seed=0, deterministic=True, progress=False)
 
