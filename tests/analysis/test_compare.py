@@ -1,4 +1,4 @@
-from vggnet.analysis.compare import DEFAULT_MODELS, PUBLISHED_TOP1, compare
+from vggnet.analysis.compare import DEFAULT_MODELS, PUBLISHED_TOP1, compare, too_small
 
 
 def test_default_set_covers_every_configuration_and_the_classics() -> None:
@@ -15,3 +15,8 @@ def test_rows_are_traced_and_cited() -> None:
     assert rows["vgg16_conv1_bn"].top1 is None
     assert rows["vgg11_lrn"].source.startswith("Simonyan & Zisserman")
     assert all(source for _, source in PUBLISHED_TOP1.values())
+
+
+def test_models_that_cannot_take_the_input_are_left_out() -> None:
+    assert too_small(["alexnet", "vgg11", "googlenet"], 32) == {"alexnet": 63}
+    assert [r.name for r in compare(["alexnet", "vgg11"], 32)] == ["vgg11"]

@@ -169,3 +169,54 @@ def test_too_small_input_is_a_one_line_error() -> None:
     with pytest.raises(VggnetError) as err:
         trace("vgg16", input_size=16)
     assert "\n" not in str(err.value) and "cannot take a 3x16x16 input" in str(err.value)
+
+
+def test_frozen_whitening_stem_needs_no_gradient_macs() -> None:
+    # vgg_fast's stem is fitted to the data and frozen: no weight gradient for it, and since
+    # nothing before it trains, no input gradient for it nor for the first trained conv after it.
+    t = trace("vgg_fast", 32, num_classes=10)
+    stem, first = t.layer("features.0"), t.layer("features.2")
+    assert (stem.trains, stem.input_grad, first.trains, first.input_grad) == (False, False, True, False)
+    assert (stem.macs, first.macs, t.macs) == (276_768, 13_284_864, 118_147_360)
+    assert t.macs_backward == 2 * t.macs - 2 * stem.macs - first.macs == 222_456_320  # was 236,017,952
+
+
+def test_receptive_field_after_a_non_identity_adaptive_pool() -> None:
+    """vgg16 at 384: pool5 is 12x12 (RF 212, jump 32, row r sees pixels 32r-90 .. 32r+121), and
+    the 7x7 adaptive pool averages rows floor(12i/7) .. ceil(12(i+1)/7)-1: windows of 2 or 3 rows
+    (0-1, 1-3, 3-5, 5-6, 6-8, 8-10, 10-11) at steps of 1 or 2. So avgpool's RF is the widest window,
+    212 + 2*32 = 276, its jump the largest step, 2*32 = 64; fc6 sees all 12 rows:
+    212 + 11*32 = 564 (not 605.14, which came from a fractional jump of 32*12/7)."""
+    t = trace("vgg16", input_size=384)
+    assert (t.layer("pool5").receptive_field, t.layer("pool5").jump) == (212, 32)
+    assert (t.layer("avgpool").receptive_field, t.layer("avgpool").jump) == (276, 64)
+    assert t.layer("fc6").receptive_field == t.layer("fc8").receptive_field == 564
+    # Measured: a one-channel copy of the geometry with constant weights and average pools;
+    # avgpool row 4 (pool5 rows 6-8) must move exactly pixels 102 .. 377, 276 rows.
+    layers = [nn.AvgPool2d(m.kernel_size, m.stride) if isinstance(m, nn.MaxPool2d) else
+              nn.Conv2d(1, 1, 3, padding=1) if isinstance(m, nn.Conv2d) else nn.Identity()
+              for m in create_model("vgg16").features]
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(7))
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.constant_(m.weight, 1 / 9)
+            nn.init.zeros_(m.bias)
+    x = torch.ones(1, 1, 384, 384, requires_grad=True)
+    net(x)[0, 0, 4, 3].backward()
+    rows = (x.grad[0, 0].abs().sum(1) > 0).nonzero().flatten()
+    assert (int(rows.min()), int(rows.max())) == (102, 377)
+    assert int(rows.max() - rows.min() + 1) == t.layer("avgpool").receptive_field
+
+
+def test_googlenet_aux_heads_are_reported_and_can_be_switched_off() -> None:
+    # torchvision: 6,624,904 parameters (GoogLeNet_Weights.IMAGENET1K_V1, aux_logits=False);
+    # each aux head is a 1x1 conv to 128 + BN, fc 2048->1024, fc 1024->1000.
+    aux1 = 512 * 128 + 2 * 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000
+    aux2 = aux1 + (528 - 512) * 128
+    with_aux = trace("googlenet")
+    assert with_aux.params == 6_624_904 + aux1 + aux2 == 13_004_888
+    assert with_aux.params_not_run == {"aux1": aux1, "aux2": aux2} == {"aux1": 3_188_968, "aux2": 3_191_016}
+    assert sum(r.params for r in with_aux.layers) == 6_624_904
+    without = trace("googlenet", aux_logits=False)
+    assert without.params == sum(r.params for r in without.layers) == 6_624_904 and without.params_not_run == {}
+    assert without.macs == with_aux.macs

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from vggnet.analysis.trace import trace
 from vggnet.configs import NAME_TO_CONFIG
-from vggnet.models.registry import list_models
+from vggnet.models.registry import list_models, min_input_size
 
 TORCHVISION = "torchvision model docs (IMAGENET1K_V1 weights, acc@1)"
 PAPER_TABLE_3 = "Simonyan & Zisserman 2015, Table 3 (100 - top-1 error, S = Q = 256)"
@@ -58,10 +58,20 @@ class ModelCost:
         return asdict(self)
 
 
+def too_small(models: list[str], input_size: int) -> dict[str, int]:
+    """The models whose smallest input side is above ``input_size``, with that side."""
+    return {name: min_input_size(name) for name in models if min_input_size(name) > input_size}
+
+
 def compare(models: list[str] | None = None, input_size: int = 224) -> list[ModelCost]:
-    """One row per model, traced at ``input_size``; GoogLeNet without its training-only heads."""
+    """One row per model, traced at ``input_size``; GoogLeNet without its training-only heads.
+
+    Models that cannot take ``input_size`` (AlexNet below 63 px) are left out -- :func:`too_small`
+    names them -- unless every model is, when tracing the first says why it cannot."""
+    names = models or DEFAULT_MODELS
+    skipped = too_small(names, input_size)
     rows = []
-    for name in models or DEFAULT_MODELS:
+    for name in [n for n in names if n not in skipped] or names[:1]:
         kwargs = {"aux_logits": False} if name == "googlenet" else {}
         t = trace(name, input_size=input_size, **kwargs)
         top1, source = PUBLISHED_TOP1.get(t.model, (None, None))

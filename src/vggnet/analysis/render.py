@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.table import Table
 
 from vggnet.analysis.compare import ModelCost
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 MB = 1e6
+SHORT_TYPES = {"AdaptiveAvgPool2d": "AdaptAvg", "AdaptiveMaxPool2d": "AdaptMax", "BatchNorm2d": "BN",
+               "LocalResponseNorm": "LRN"}
+"""Layer types the compact table abbreviates (others only lose their '2d')."""
 
 
 def _dtype_name(trace: Trace) -> str:
@@ -29,7 +33,8 @@ def assumptions(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
     return [
         f"dtype {_dtype_name(trace)}; MB = 10^6 bytes; counts are per image unless marked",
         "MACs: multiply-accumulates of conv and FC layers only (no bias, ReLU, pool, BN); backward = "
-        "weight gradients of every layer + input gradients of all but the layers reading the image",
+        "weight gradients of the trainable layers + input gradients of the layers with a trainable "
+        "layer before them (none for the layer reading the image, none for frozen layers)",
         "forward activations: distinct tensors the eval-mode forward creates, input included; "
         "in-place ReLU/Dropout and views (flatten) create none (marked '-')",
         "saved for backward: measured with autograd's saved-tensor hooks in train mode, "
@@ -37,7 +42,8 @@ def assumptions(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
         f"training: batch {batch_size}, optimizer {optimizer} "
         f"({ {'none': 0, 'sgd': 1, 'adam': 2}[optimizer]} state buffer(s) per weight); weights, "
         "gradients and optimizer state shared by the batch; backward's transient buffers excluded",
-        "receptive field and jump along the height; after flatten, the FC layers see the whole map",
+        "receptive field and jump along the height, per output row (adaptive pools: the widest "
+        "window, the largest step); after flatten, the FC layers see the whole map",
     ]
 
 
@@ -77,7 +83,22 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def trace_table(trace: Trace) -> Table:
+def compact(value: float | None, binary: bool = False) -> str:
+    """Three significant digits and a unit: 2.36M, 15.5G, 138M; ``binary``: bytes in KiB/MiB/GiB."""
+    if value is None:
+        return ""
+    base, units = (1024, (" B", " KiB", " MiB", " GiB", " TiB")) if binary else (1000, ("", "k", "M", "G", "T"))
+    v, i = float(value), 0
+    while i < len(units) - 1 and abs(v) >= 999.5:
+        v, i = v / base, i + 1
+    text = f"{v:.0f}" if i == 0 and v.is_integer() else f"{v:.3g}"
+    return text + units[i]
+
+
+def trace_table(trace: Trace, wide: bool = False) -> Table:
+    """The per-layer table: compact units that fit 80 columns, or (``wide``) every digit."""
+    if not wide:
+        return _compact_trace_table(trace)
     table = Table(title=f"{trace.model} at {trace.input_size[1]}x{trace.input_size[2]}")
     for header in ("layer", "type", "k/s/p", "filters", "output", "activations", "MB",
                    "params", "MACs", "RF", "jump"):
@@ -92,6 +113,32 @@ def trace_table(trace: Trace) -> Table:
     return table
 
 
+def _compact_trace_table(trace: Trace) -> Table:
+    """No borders, abbreviated types, no activations column (memory says it). Nested layers get
+    their parent's path once, on a row of its own, then their last name indented, so GoogLeNet's
+    ``inception4a.branch2.1.conv`` does not push the numbers off an 80-column screen."""
+    table = Table(title=f"{trace.model} at {trace.input_size[1]}x{trace.input_size[2]}", box=None,
+                  pad_edge=False, header_style="bold")
+    table.add_column("layer", overflow="fold")
+    table.add_column("type", no_wrap=True)
+    for header in ("k/s/p", "output", "memory", "params", "MACs", "RF", "jump"):
+        table.add_column(header, justify="left" if header == "output" else "right", no_wrap=True)
+    parent = ""
+    for r in trace.layers:
+        path, _, leaf = r.name.rpartition(".")
+        if path and path != parent:
+            table.add_row(path, style="dim")
+        parent = path
+        ksp = "" if r.kernel is None else f"{r.kernel}/{r.stride}/{r.padding}"
+        table.add_row(
+            f"  {leaf}" if path else leaf, SHORT_TYPES.get(r.type, r.type.removesuffix("2d")), ksp,
+            "x".join(map(str, r.output_shape)), compact(r.bytes, binary=True) if r.new_tensor else "-",
+            compact(r.params) if r.params else "", compact(r.macs) if r.macs else "",
+            _num(r.receptive_field), _num(r.jump),
+        )
+    return table
+
+
 def totals_lines(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
     t = trace_to_dict(trace, batch_size, optimizer)["totals"]
     train = t["training_breakdown"]
@@ -102,21 +149,56 @@ def totals_lines(trace: Trace, batch_size: int, optimizer: str) -> list[str]:
         f"  every output counted  {t['activations_every_output']:,} values (as if no layer ran in place)",
         f"inference peak          {t['bytes_inference_peak'] / MB:,.2f} MB per image (tensors alive at once)",
         f"saved for backward      {t['bytes_saved_for_backward'] / MB:,.2f} MB per image",
-        f"training, batch {batch_size:<6}  {train['total'] / MB:,.2f} MB per image = saved "
-        f"{train['saved_activations'] / MB:,.2f} + weights {train['weights'] / MB:,.2f} + gradients "
+        f"training, batch {batch_size:<6}  {train['total'] / MB:,.2f} MB per image",
+        f"  = saved {train['saved_activations'] / MB:,.2f} + weights {train['weights'] / MB:,.2f} + gradients "
         f"{train['gradients'] / MB:,.2f} + {optimizer} state {train['optimizer_state'] / MB:,.2f}",
+        *_not_run_lines(trace),
     ]
 
 
-def compare_table(rows: list[ModelCost], input_size: int) -> Table:
-    table = Table(title=f"Networks at {input_size}x{input_size}")
-    for header in ("model", "paper", "params", "GMACs", "fwd act. (M)", "saved MB", "top-1 %", "source"):
-        table.add_column(header, justify="left" if header in ("model", "paper", "source") else "right")
+def _not_run_lines(trace: Trace) -> list[str]:
+    """Parameters counted in the total but in no row: modules the eval forward never calls."""
+    if not trace.params_not_run:
+        return []
+    names = ", ".join(trace.params_not_run)
+    count = sum(trace.params_not_run.values())
+    return [f"  not in any row        {count:,} in {names} (training only; see --no-aux)"]
+
+
+def compare_table(rows: list[ModelCost], input_size: int, wide: bool = False) -> Table:
+    """One row per model, compact (fits 80 columns) or ``wide`` (exact integers); the sources of
+    the accuracies are numbered notes, :func:`compare_notes`, not a column."""
+    table = Table(title=f"Networks at {input_size}x{input_size}", box=None if not wide else box.HEAVY_HEAD,
+                  pad_edge=wide, show_header=True)
+    headers = ("model", "paper", "params", "MACs", "fwd act.", "saved/img", "top-1 %")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("model", "paper") else "right", no_wrap=True)
+    sources = _source_numbers(rows)
     for r in rows:
-        table.add_row(r.name, r.paper_config or "", f"{r.params:,}", f"{r.macs / 1e9:.2f}",
-                      f"{r.activations_forward / 1e6:.2f}", f"{r.saved_bytes_per_image / MB:.1f}",
-                      "" if r.top1 is None else f"{r.top1:.2f}", r.source or "")
+        top1 = "" if r.top1 is None else f"{r.top1:.2f} [{sources[r.source]}]" if r.source else f"{r.top1:.2f}"
+        if wide:
+            cells = (f"{r.params:,}", f"{r.macs:,}", f"{r.activations_forward:,}", f"{r.saved_bytes_per_image:,} B")
+        else:
+            cells = (compact(r.params), compact(r.macs), compact(r.activations_forward),
+                     compact(r.saved_bytes_per_image, binary=True))
+        table.add_row(r.name, r.paper_config or "", *cells, top1)
     return table
+
+
+def _source_numbers(rows: list[ModelCost]) -> dict[str, int]:
+    numbers: dict[str, int] = {}
+    for r in rows:
+        if r.source and r.top1 is not None and r.source not in numbers:
+            numbers[r.source] = len(numbers) + 1
+    return numbers
+
+
+def compare_notes(rows: list[ModelCost], skipped: dict[str, int] | None = None) -> list[str]:
+    """The footnotes under the compare table: numbered sources, then models left out because
+    the input is smaller than they take (``skipped``: name -> minimum side)."""
+    notes = [f"[{n}] {source}" for source, n in _source_numbers(rows).items()]
+    notes += [f"{name}: needs >= {need} px" for name, need in (skipped or {}).items()]
+    return notes
 
 
 def filters_table(rows: list[Comparison]) -> Table:

@@ -11,8 +11,13 @@ architecture. Conventions (printed with every report):
   an in-place ReLU or a view (flatten) creates none.
 - Saved for backward is measured, not modelled: autograd's own saved-tensor hooks report what
   it keeps, deduplicated by storage, weights and buffers excluded.
-- Receptive field and jump (the effective stride) are along the height; the FC layers after a
-  flatten see the whole map, as the equivalent k x k convolution of the fully-convolutional net.
+- Receptive field and jump (the effective stride) are along the height, exact for every layer,
+  adaptive pools included (see :mod:`vggnet.analysis.geometry`); the FC layers after a flatten see
+  the whole map, as the equivalent k x k convolution of the fully-convolutional net.
+- Backward MACs count only the gradients autograd computes: a frozen layer (weights with
+  ``requires_grad=False``, e.g. vgg_fast's data-fitted whitening stem) has no weight gradient,
+  and a layer with no trainable layer before it (the first one, or the first after a frozen
+  stem) needs no input gradient.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from vggnet.analysis import geometry
+from vggnet.analysis.geometry import Field
 from vggnet.errors import VggnetError, one_line
 from vggnet.models.registry import create_model
 
@@ -53,7 +60,8 @@ class LayerStats:
     receptive_field: int | None = None
     jump: float | None = None
     saved_bytes: int = 0
-    reads_input: bool = False
+    trains: bool = False
+    input_grad: bool = False
 
 
 @dataclass
@@ -69,6 +77,9 @@ class Trace:
     saved_bytes_per_image: int = 0
     saved_bytes_fixed: int = 0
     inference_peak_bytes: int = 0
+    params_not_run: dict[str, int] = field(default_factory=dict)
+    """Parameters of modules the eval-mode forward never calls (GoogLeNet's training-only
+    auxiliary heads), by top-level module; counted in ``params`` but in no row."""
 
     @property
     def macs(self) -> int:
@@ -76,9 +87,15 @@ class Trace:
 
     @property
     def macs_backward(self) -> int:
-        """Backward MACs: a weight gradient for every layer (as many MACs as its forward) and an
-        input gradient for every layer except those reading the image, which needs none."""
-        return sum(layer.macs if layer.reads_input else 2 * layer.macs for layer in self.layers)
+        """Backward MACs: what autograd computes, each gradient costing as many MACs as the forward.
+
+        A weight gradient for every layer whose weights train (``requires_grad``), and an input
+        gradient for every layer with a trainable layer somewhere before it. So the layer reading
+        the image needs no input gradient, and a frozen layer (vgg_fast's whitening stem) needs no
+        weight gradient -- nor, when nothing before it trains, an input gradient, and neither
+        does the layer right after it.
+        """
+        return sum(layer.macs * (layer.trains + layer.input_grad) for layer in self.layers)
 
     @property
     def activations_forward(self) -> int:
@@ -125,6 +142,15 @@ class _LeafTracer(torch.fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return next(m.children(), None) is None
 
+    def call_module(self, m: nn.Module, forward, args, kwargs):  # fx's own signature
+        """A container built on the fly (``self.classifier[:-1]``) is traced through to its
+        installed children instead of failing as 'not installed as a submodule'."""
+        try:
+            self.path_of_module(m)
+        except NameError:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
 
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
@@ -158,7 +184,8 @@ class _Recorder(torch.fx.Interpreter):
     def __init__(self, gm: torch.fx.GraphModule, excluded_storages: set[int]) -> None:
         super().__init__(gm)
         self.outputs: dict[torch.fx.Node, object] = {}
-        self.rf: dict[torch.fx.Node, tuple[int, float] | None] = {}
+        self.rf: dict[torch.fx.Node, Field | None] = {}
+        self.grad: dict[torch.fx.Node, bool] = {}  # does a trainable weight feed this node?
         self.saved: dict[str, int] = {}
         self._saved_storages = set(excluded_storages)
         self._node: torch.fx.Node | None = None
@@ -175,32 +202,36 @@ class _Recorder(torch.fx.Interpreter):
         result = super().run_node(n)
         self.outputs[n] = result
         self.rf[n] = self._receptive_field(n, result)
+        upstream = any(self.grad.get(a, False) for a in n.all_input_nodes)
+        self.grad[n] = upstream or (n.op == "call_module" and _trains(self.module.get_submodule(n.target)))
         return result
 
-    def _receptive_field(self, n: torch.fx.Node, result: object) -> tuple[int, float] | None:
-        if n.op == "placeholder":
-            return (1, 1.0)
+    def _receptive_field(self, n: torch.fx.Node, result: object) -> Field | None:
+        if n.op == "placeholder" and isinstance(result, torch.Tensor) and result.dim() == 4:
+            return Field.image(result.shape[-2])
         inputs = [self.rf[a] for a in n.all_input_nodes if self.rf.get(a) is not None]
         if not inputs or not isinstance(result, torch.Tensor):
             return None
-        rf, jump = max(r for r, _ in inputs), max(j for _, j in inputs)
-        source = n.all_input_nodes[0]
-        src_out = self.outputs.get(source)
+        field = geometry.merge(inputs)
+        src_out = self.outputs.get(n.all_input_nodes[0])
+        rows = result.shape[-2] if result.dim() == 4 else None
         if n.op == "call_module":
-            module = self.module.get_submodule(n.target)
-            geometry = _geometry(module)
-            if geometry is not None:
-                kernel, stride, _ = geometry
-                return rf + (kernel - 1) * jump, jump * stride
-            if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and isinstance(src_out, torch.Tensor):
-                size_in, size_out = src_out.shape[-2], result.shape[-2]
-                # The widest window an adaptive pool uses: ceil((i+1)*in/out) - floor(i*in/out).
-                window = max(-(-(i + 1) * size_in // size_out) - i * size_in // size_out for i in range(size_out))
-                return rf + (window - 1) * jump, jump * size_in / size_out
-        if (isinstance(src_out, torch.Tensor) and src_out.dim() == 4 and result.dim() == 2):
-            # Flattening a k x k map: each output sees all of it, like a k x k convolution.
-            return rf + (src_out.shape[-2] - 1) * jump, jump * src_out.shape[-2]
-        return rf, jump
+            geom = _geometry(self.module.get_submodule(n.target))
+            if geom is not None and rows is not None:
+                return geometry.sliding(field, *geom, rows)
+        if isinstance(src_out, torch.Tensor) and src_out.dim() == 4 and result.dim() == 2:
+            return geometry.flatten(field)  # flattening a k x k map: each output sees all of it
+        if rows is not None and rows != len(field.spans):
+            return geometry.adaptive(field, rows)  # adaptive pools, and any other resampling
+        return field
+
+
+def _trains(module: nn.Module) -> bool:
+    """Whether ``module`` has a weight autograd computes a gradient for."""
+    weight = getattr(module, "weight", None)
+    if isinstance(weight, nn.Parameter):
+        return weight.requires_grad
+    return any(p.requires_grad for p in module.parameters())
 
 
 def _input_channels(model: nn.Module) -> int:
@@ -265,7 +296,20 @@ def trace(model: nn.Module | str, input_size: int | tuple[int, int] = 224,
         _run(recorder, torch.empty(small, in_chans, height, width, device="meta", dtype=dtype), name)
     result.layers = _rows(gm, recorder, small, paper_names, per_image)
     result.inference_peak_bytes = _inference_peak(gm, recorder, small)
+    result.params_not_run = _params_not_run(gm, meta)
     return result
+
+
+def _params_not_run(gm: torch.fx.GraphModule, model: nn.Module) -> dict[str, int]:
+    """Parameters no node of the graph uses, by top-level module (e.g. training-only heads)."""
+    used = {n.target for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    unused: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        if name not in used and owner not in used:
+            top = name.split(".")[0]
+            unused[top] = unused.get(top, 0) + p.numel()
+    return unused
 
 
 def _run(recorder: _Recorder, x: torch.Tensor, context: str) -> None:
@@ -280,7 +324,6 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
           saved_per_image: dict[str, int]) -> list[LayerStats]:
     rows: list[LayerStats] = []
     seen_storages: set[int] = set()
-    image: set[int] = set()  # storage of the input image (check_input passes it through)
     uses: dict[str, int] = {}
     for n in gm.graph.nodes:
         out = recorder.outputs.get(n)
@@ -289,7 +332,6 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
         new = _storage(out) not in seen_storages
         seen_storages.add(_storage(out))
         if n.op == "placeholder":
-            image.add(_storage(out))
             name = "input"
         elif n.op == "call_module":
             name = paper_names.get(n.target, n.target)
@@ -304,16 +346,16 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
                          output_shape=tuple(out.shape[1:]), activations=numel,
                          bytes=numel * out.element_size(), new_tensor=new,
                          saved_bytes=saved_per_image.get(n.name, 0),
-                         reads_input=any(isinstance(recorder.outputs.get(a), torch.Tensor)
-                                         and _storage(recorder.outputs[a]) in image for a in n.all_input_nodes))
+                         input_grad=any(recorder.grad.get(a, False) for a in n.all_input_nodes))
         rf = recorder.rf.get(n)
         if rf is not None:
-            row.receptive_field, row.jump = rf
+            row.receptive_field, row.jump = rf.size, float(rf.jump)
         if n.op == "call_module":
             module = gm.get_submodule(n.target)
             if first_call:
                 row.params = sum(p.numel() for p in module.parameters())
             row.macs = _macs(module, out, batch)
+            row.trains = _trains(module)
             geometry = _geometry(module)
             if geometry is not None:
                 row.kernel, row.stride, row.padding = geometry

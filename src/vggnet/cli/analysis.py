@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import torch
 from rich.console import Console
 
 from vggnet.analysis import render
-from vggnet.analysis.compare import DEFAULT_MODELS, compare
+from vggnet.analysis.compare import DEFAULT_MODELS, compare, too_small
 from vggnet.analysis.filters import filter_arithmetic
 from vggnet.analysis.trace import trace
 from vggnet.cli import cli
@@ -24,9 +28,31 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _console() -> Console:
-    # Piped output gets a wide fixed width so tables are not squeezed into 80 columns.
+    # Piped output gets a wide fixed width so --wide tables are not squeezed into 80 columns
+    # (the default tables fit 80 columns anyway).
     console = Console()
     return console if console.is_terminal else Console(width=200, color_system=None)
+
+
+@contextmanager
+def _spinner(message: str) -> Iterator[None]:
+    """A spinner on stderr while tracing, only when stderr is a terminal (never in pipes or logs);
+    it appears after a second, so quick traces print nothing extra."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    status = Console(stderr=True).status(message, spinner="dots")
+    timer = threading.Timer(1.0, status.start)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+        status.stop()
+
+
+WIDE = click.option("--wide", is_flag=True, help="Exact integers instead of compact units (wider than 80 columns).")
 
 
 @cli.command("models")
@@ -51,21 +77,25 @@ def models_command(pattern: str) -> None:
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes of the last layer.")
 @click.option("--head", type=click.Choice(list(HEADS)), default=None, help="VGG head (default: imagenet).")
 @click.option("--batch-norm/--no-batch-norm", default=None, help="VGG with or without BatchNorm.")
+@click.option("--aux/--no-aux", default=None,
+              help="GoogLeNet with or without its training-only auxiliary heads (default: with).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also save a per-layer chart.")
+@WIDE
 def summary_command(model: str, input_size: int, batch_size: int, optimizer: str, dtype: str,
-                    num_classes: int | None, head: str | None, batch_norm: bool | None,
-                    as_json: bool, png: str | None) -> None:
+                    num_classes: int | None, head: str | None, batch_norm: bool | None, aux: bool | None,
+                    as_json: bool, png: str | None, wide: bool) -> None:
     """Per-layer shapes, parameters, MACs, memory and receptive field of MODEL."""
     check_output_file(png)  # before anything is printed
-    kwargs = {k: v for k, v in (("num_classes", num_classes), ("head", head), ("batch_norm", batch_norm))
-              if v is not None}
-    result = trace(resolve_name(model), input_size=input_size, dtype=DTYPES[dtype], **kwargs)
+    kwargs = {k: v for k, v in (("num_classes", num_classes), ("head", head), ("batch_norm", batch_norm),
+                                ("aux_logits", aux)) if v is not None}
+    with _spinner(f"tracing {model}"):
+        result = trace(resolve_name(model), input_size=input_size, dtype=DTYPES[dtype], **kwargs)
     if as_json:
         click.echo(json.dumps(render.trace_to_dict(result, batch_size, optimizer)))
     else:
         console = _console()
-        console.print(render.trace_table(result))
+        console.print(render.trace_table(result, wide))
         for line in render.totals_lines(result, batch_size, optimizer):
             console.print(line, highlight=False)
         console.print("\nassumptions:", highlight=False)
@@ -82,15 +112,24 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of the table.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
               help="Also save a chart of MACs against published top-1.")
-def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png: str | None) -> None:
-    """Every VGG configuration next to AlexNet, GoogLeNet, ResNet and DenseNet (or MODELS)."""
+@WIDE
+def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png: str | None, wide: bool) -> None:
+    """Every VGG configuration next to AlexNet, GoogLeNet, ResNet and DenseNet (or MODELS).
+    Models that cannot take --input-size are left out, with a note."""
     check_output_file(png)  # before anything is printed
     names = [resolve_name(m) for m in models] or DEFAULT_MODELS
-    rows = compare(names, input_size)
+    with _spinner(f"tracing {len(names)} networks"):
+        rows = compare(names, input_size)
+    skipped = {n: need for n, need in too_small(names, input_size).items() if n not in {r.name for r in rows}}
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows]))
+        for note in render.compare_notes([], skipped):
+            click.echo(f"note: {note}", err=True)
     else:
-        _console().print(render.compare_table(rows, input_size))
+        console = _console()
+        console.print(render.compare_table(rows, input_size, wide))
+        for note in render.compare_notes(rows, skipped):
+            console.print(note, highlight=False)
     if png:
         path = save_figure(render.compare_figure(rows), png)
         click.echo(f"saved {printable_text(str(path))}", err=as_json)

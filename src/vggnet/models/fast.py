@@ -23,6 +23,7 @@ import torch.fx
 from torch import nn
 
 from vggnet.errors import VggnetError
+from vggnet.models.levels import FeatureInfo
 from vggnet.models.registry import register_model
 from vggnet.models.vgg import check_input
 
@@ -73,7 +74,11 @@ class FastVGG(nn.Module):
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(channels, num_classes, bias=False)
-        self.feature_info = [{"name": f"block{b}", "num_chs": w, "reduction": 2**b} for b, w in enumerate(WIDTHS, 1)]
+        self.num_features = channels
+        # Each block's output (its last GELU), in the same shape as VGG's levels (see levels.py).
+        self.feature_info = FeatureInfo(
+            {"name": f"block{b}", "module": f"features.{1 + 7 * b}", "num_chs": w, "reduction": 2**b}
+            for b, w in enumerate(WIDTHS, 1))
         self._init()
 
     @property
@@ -108,10 +113,31 @@ class FastVGG(nn.Module):
         self.stem.bias.zero_()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and conv blocks: (N, C, H, W) -> (N, 256, ~H/8, ~W/8), the map :meth:`forward_head` pools."""
         return self.features(check_input(x, self.in_chans, STEM_PATCH * 2**len(WIDTHS)))
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(torch.flatten(self.pool(x), 1))) * self.logit_scale
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global max-pool and the scaled linear classifier; ``pre_logits=True`` stops before it."""
+        x = self.dropout(torch.flatten(self.pool(x), 1))
+        if pre_logits or isinstance(self.classifier, nn.Identity):
+            return x
+        return self.classifier(x) * self.logit_scale
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for ``num_classes`` outputs (0: none, ``forward`` gives the pooled features)."""
+        if num_classes < 0:
+            raise VggnetError(f"num_classes must be >= 0, got {num_classes}")
+        if num_classes:
+            self.classifier = nn.Linear(self.num_features, num_classes, bias=False, device=self.stem.weight.device)
+            nn.init.normal_(self.classifier.weight, std=self.num_features**-0.5)
+        else:
+            self.classifier = nn.Identity()
+        self.num_classes = num_classes
+        if num_classes and isinstance(getattr(self, "model_kwargs", None), dict):
+            self.model_kwargs["num_classes"] = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

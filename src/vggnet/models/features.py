@@ -4,6 +4,9 @@ Hooks on a VGG are a trap: the ReLUs run in place, so a forward hook on ``conv3_
 tensor that ReLU overwrites a moment later, and you silently get ``relu3_3`` instead. This module
 runs the layers itself and keeps a copy only where a requested output would be overwritten, and
 stops after the deepest requested layer.
+
+:class:`FeatureListNet` is the timm-style form (``create_model(..., features_only=True)``): a list of
+the feature maps at the levels of ``model.feature_info``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 from vggnet.errors import VggnetError
+from vggnet.models.levels import FeatureInfo
 from vggnet.models.vgg import check_input
 
 
@@ -54,3 +58,37 @@ class FeatureExtractor(nn.Module):
                 overwritten = nxt is not None and getattr(nxt, "inplace", False) and index < self._last
                 out[self._path_to_name[path]] = x.clone() if overwritten else x
         return {name: out[name] for name in self.layers}
+
+
+class FeatureListNet(nn.Module):
+    """The backbone of a model, returning the feature maps at ``out_indices`` (``features_only=True``).
+
+    Built by ``create_model(name, features_only=True, out_indices=...)``. It keeps the model's
+    convolutional layers up to the deepest level asked for (same weights, same ``features.N``
+    state-dict keys) and drops the head. ``feature_info`` describes the returned maps, in order.
+    """
+
+    def __init__(self, model: nn.Module, out_indices: Sequence[int] | None = None, min_side: int = 1) -> None:
+        super().__init__()
+        info = getattr(model, "feature_info", None)
+        trunk = getattr(model, "features", None)
+        if not info or not isinstance(trunk, nn.Sequential):
+            name = getattr(model, "model_name", type(model).__name__)
+            raise VggnetError(f"{name} has no feature levels; features_only works with the VGG models and vgg_fast")
+        self.out_indices, self.feature_info = FeatureInfo(info).select(out_indices)
+        self._taps = [int(path.split(".")[1]) for path in self.feature_info.module_name()]
+        self.features = trunk[: max(self._taps) + 1]
+        self.in_chans = getattr(model, "in_chans", 3)
+        self.min_side = min_side
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = check_input(x, self.in_chans, self.min_side)
+        maps: dict[int, torch.Tensor] = {}
+        last = len(self.features) - 1
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in self._taps:  # a copy only where the next layer would overwrite it in place
+                nxt = self.features[index + 1] if index < last else None
+                maps[index] = x.clone() if getattr(nxt, "inplace", False) else x
+        return [maps[i] for i in self._taps]

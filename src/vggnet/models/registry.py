@@ -7,13 +7,15 @@ Names follow torchvision (``vgg16``, ``vgg16_bn``, ``resnet50`` ...); the paper'
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from torch import nn
 
 from vggnet.configs import BN_VARIANTS, NAME_TO_CONFIG
 from vggnet.errors import InputShapeError, UnknownModelError, VggnetError
+from vggnet.models.features import FeatureListNet
 from vggnet.models.vgg import MIN_INPUT, VGG
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -80,14 +82,7 @@ def check_input_size(name: str, size: int) -> None:
                               f"with --set image_size={need} (or larger), or choose another model")
 
 
-def create_model(name: str, **kwargs: object) -> nn.Module:
-    """Build a registered network. Keyword arguments go to its builder (``num_classes``, ...).
-
-    The returned module carries ``model_name`` and ``model_kwargs`` so it can be rebuilt, e.g.
-    from a checkpoint. Build on the meta device (``with torch.device("meta"):``) to inspect a
-    network without allocating its weights.
-    """
-    resolved = resolve_name(name)
+def _build(resolved: str, kwargs: dict) -> nn.Module:
     try:
         model = _REGISTRY[resolved](**kwargs)
     except TypeError as err:  # an unexpected keyword: say which model refused it
@@ -97,6 +92,65 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     return model
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style ``pattern`` (``"vgg*_bn"``), sorted."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+def _is_vgg(resolved: str) -> bool:
+    builder = _REGISTRY[resolved]
+    return isinstance(builder, partial) and builder.func is VGG
+
+
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    **kwargs: object,
+) -> nn.Module:
+    """Build a registered network, as ``timm.create_model`` does.
+
+    ``pretrained=True`` loads the model's default known weights (downloaded once; torchvision's);
+    ``weights`` a known name (``vgg16.keras``) or a file (torchvision .pth, .safetensors, Keras
+    .h5). With a ``num_classes`` other than the weights' everything but the last classifier layer
+    loads, and a warning says so; ``in_chans`` other than 3 adapts the first convolution.
+    ``features_only=True`` returns a :class:`FeatureListNet` giving the feature maps at
+    ``out_indices`` (default: every level of ``model.feature_info``). Other keywords go to the
+    builder (``head``, ``dropout``, ``batch_norm`` ...).
+
+    The returned module carries ``model_name`` and ``model_kwargs`` so it can be rebuilt, e.g.
+    from a checkpoint. Build on the meta device (``with torch.device("meta"):``) to inspect a
+    network without allocating its weights.
+    """
+    resolved = resolve_name(name)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    if in_chans != 3:
+        kwargs["in_chans"] = in_chans
+    if out_indices is not None and not features_only:
+        raise VggnetError("out_indices picks feature levels: pass features_only=True with it")
+    if pretrained or weights is not None:
+        # Lazy: vggnet.weights imports this module, so it is imported only when weights are asked for.
+        from vggnet.models import pretrained as loading
+
+        weights = weights if weights is not None else loading.default_weights(resolved)
+        if _is_vgg(resolved):
+            model = loading.vgg_with_weights(resolved, weights, kwargs)
+        else:
+            model = loading.other_with_weights(resolved, weights, partial(_build, resolved, kwargs), kwargs)
+    else:
+        model = _build(resolved, kwargs)
+    if features_only:
+        return FeatureListNet(model, out_indices, min_input_size(resolved))
+    return model
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell-style ``pattern`` (``"vgg*_bn"``), sorted; with
+    ``pretrained=True`` only those with known weights (what ``create_model(pretrained=True)`` takes)."""
+    names = sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+    if pretrained:
+        from vggnet.models.pretrained import pretrained_names  # lazy: it reads vggnet.weights
+
+        with_weights = set(pretrained_names())
+        names = [n for n in names if n in with_weights]
+    return names

@@ -19,6 +19,7 @@ from torch import nn
 from vggnet.configs import LRN_PARAMS, ConvSpec, config_blocks, parse_layer, resolve_config
 from vggnet.errors import InputShapeError, VggnetError
 from vggnet.models.init import init_weights
+from vggnet.models.levels import FeatureInfo
 
 MIN_INPUT = 32
 """Five 2x2 max-pools halve the input five times, so 32 pixels is the smallest usable side."""
@@ -100,13 +101,15 @@ class VGG(nn.Module):
         self.config = resolve_config(config)
         self.in_chans = in_chans
         self.layer_names: dict[str, str] = {}
-        self.feature_info: list[dict[str, object]] = []
+        # The conv blocks' outputs before their max-pool, as timm defines VGG's levels (see levels.py).
+        self.feature_info = FeatureInfo()
         self.features = self._make_features(config_blocks(self.config), batch_norm, in_chans)
         spec = HEADS[head]
         self.avgpool = nn.AdaptiveAvgPool2d((spec.pool, spec.pool))
         self.layer_names["avgpool"] = "avgpool"
         self.classifier = self._make_classifier(512 * spec.pool**2, spec.hidden, num_classes, dropout)
         self.num_classes = num_classes
+        self.num_features = self.classifier[-1].in_features  # what forward_head(pre_logits=True) returns
         self.grad_checkpointing = False
         init_weights(self, init)
 
@@ -178,15 +181,42 @@ class VGG(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolutional trunk: (N, 3, H, W) -> (N, 512, H/32, W/32)."""
+        """The convolutional trunk, pool5 included: (N, C, H, W) -> (N, 512, H/32, W/32). With
+        :meth:`forward_head` it is ``forward``; a backbone for other tasks uses it (or
+        ``features_only=True`` for every block's map) and drops the head."""
         x = check_input(x, self.in_chans)
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return self._checkpointed_features(x)
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool, flatten and classify a feature map from :meth:`forward_features`."""
-        return self.classifier(torch.flatten(self.avgpool(x), 1))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, flatten and classify a map from :meth:`forward_features`. ``pre_logits=True``
+        stops before the last FC layer: the ``num_features``-wide embedding (fc7's, after its
+        ReLU and dropout), for retrieval or a new linear probe."""
+        x = torch.flatten(self.avgpool(x), 1)
+        *hidden, last = self.classifier  # the installed submodules, one by one, so torch.fx traces them
+        for layer in hidden:
+            x = layer(x)
+        return x if pre_logits else last(x)
+
+    def get_classifier(self) -> nn.Module:
+        """The last FC layer (fc8 of the paper's head)."""
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh last FC layer for ``num_classes`` outputs (fine-tuning on another label set);
+        0 removes it, so ``forward`` gives the pre-logits embedding, as in timm."""
+        if num_classes < 0:
+            raise VggnetError(f"num_classes must be >= 0, got {num_classes}")
+        device = self.features[0].weight.device
+        fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
+        if num_classes:
+            nn.init.normal_(fc.weight, 0.0, 0.01)
+            nn.init.zeros_(fc.bias)
+        self.classifier[-1] = fc
+        self.num_classes = num_classes
+        if num_classes and isinstance(getattr(self, "model_kwargs", None), dict):
+            self.model_kwargs["num_classes"] = num_classes  # a checkpoint rebuilds the new head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
