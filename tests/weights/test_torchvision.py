@@ -9,7 +9,7 @@ from vggnet.errors import CheckpointError, ChecksumError, DownloadError, VggnetE
 from vggnet.models import create_model
 from vggnet.runs import save_weights
 from vggnet.weights import hub
-from vggnet.weights.load import infer_head, infer_network, load_pretrained, load_state_dict_file, pretrained_model
+from vggnet.weights.load import infer_head, infer_network, load_pretrained, pretrained_model, read_weights
 
 
 def test_known_files_carry_their_hash_prefix():
@@ -59,13 +59,13 @@ def test_other_num_classes_loads_all_but_the_last_layer(vgg11_file):
 
 def test_weights_of_another_network_or_format_are_refused(vgg11_file, tmp_path):
     with pytest.raises(CheckpointError, match="weights do not fit vgg13"):
-        load_pretrained(create_model("vgg13"), load_state_dict_file(vgg11_file))
+        load_pretrained(create_model("vgg13"), read_weights(vgg11_file).state)
     torch.save({"model": dataclasses.field}, tmp_path / "evil.pth")  # pickled code, not tensors
     with pytest.raises(CheckpointError, match="cannot read weights"):
-        load_state_dict_file(tmp_path / "evil.pth")
+        read_weights(tmp_path / "evil.pth")
     torch.save({"step": 3}, tmp_path / "notweights.pth")
     with pytest.raises(CheckpointError, match="does not hold a state dict"):
-        load_state_dict_file(tmp_path / "notweights.pth")
+        read_weights(tmp_path / "notweights.pth")
 
 
 def test_keras_files_are_checked_by_md5(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ check, conversion to torchvision's layout, loading into a model (also for fine-t
 from vggnet.weights.hub import KNOWN_WEIGHTS, PREPROCESSING, WeightFile, fetch_weights, list_weights
 from vggnet.weights.load import (
     load_pretrained,
-    load_state_dict_file,
     model_for_inference,
     pretrained_model,
     read_weights,
@@ -12,4 +11,4 @@ from vggnet.weights.load import (
 )
 
 __all__ = ["KNOWN_WEIGHTS", "PREPROCESSING", "WeightFile", "fetch_weights", "list_weights", "load_pretrained",
-           "load_state_dict_file", "model_for_inference", "pretrained_model", "read_weights", "save_for_inference"]
+           "model_for_inference", "pretrained_model", "read_weights", "save_for_inference"]

@@ -40,11 +40,6 @@ class WeightSource:
     path: Path | None = None
 
 
-def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, a Keras .h5, or a torch file read with ``weights_only=True``."""
-    return read_weights(path).state
-
-
 def _vggnet_meta(path: Path) -> dict:
     """A vggnet checkpoint's metadata; empty for another safetensors file or an unreadable one."""
     from safetensors import safe_open
