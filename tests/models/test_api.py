@@ -195,3 +195,14 @@ def test_forward_head_still_traces_with_torch_fx(name) -> None:
         graph = torch.fx.symbolic_trace(create_model(name)).graph
     called = [n.target for n in graph.nodes if n.op == "call_module"]
     assert called[-1] == ("classifier.6" if name == "vgg11" else "classifier")
+
+
+def test_every_model_declares_the_recipe_fields_its_builder_takes():
+    import inspect
+
+    from vggnet.models.registry import _REGISTRY, recipe_keywords
+
+    for name, builder in _REGISTRY.items():
+        taken = set(inspect.signature(builder).parameters)
+        assert set(recipe_keywords(name)) <= taken, name
+    assert recipe_keywords("D") == ("head", "dropout", "init") and recipe_keywords("resnet18") == ()

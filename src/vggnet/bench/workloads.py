@@ -19,6 +19,7 @@ from PIL import Image
 from vggnet.data.arrays import ImageArrays
 from vggnet.device import autocast, autocast_dtype, resolve_device
 from vggnet.models import create_model
+from vggnet.models.registry import recipe_keywords
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -69,7 +70,8 @@ def model_kwargs(name: str, size: int) -> dict:
     """The head both sides build: CIFAR-size inputs get 10 classes (and, for a VGG, the linear head)."""
     if size > 64:
         return {}
-    return {"num_classes": 10, "head": "linear", "dropout": 0.0} if name.startswith("vgg") else {"num_classes": 10}
+    fields = {"head": "linear", "dropout": 0.0}
+    return {"num_classes": 10, **{k: fields[k] for k in recipe_keywords(name) if k in fields}}
 
 
 def _compiled(model: torch.nn.Module, spec: dict) -> torch.nn.Module:

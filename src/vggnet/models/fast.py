@@ -143,4 +143,4 @@ class FastVGG(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-register_model("vgg_fast", FastVGG)
+register_model("vgg_fast", FastVGG, recipe_keywords=("head", "dropout", "init"))

@@ -32,14 +32,22 @@ MIN_INPUT_SIZES: dict[str, int] = {
 }
 
 
-def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *, min_size: int | None = None):
+RECIPE_KEYWORDS: dict[str, tuple[str, ...]] = {}
+"""The recipe fields a network's builder takes besides ``num_classes`` (its head, dropout and
+initialisation), declared at registration: training and benchmarks pass exactly these."""
+
+
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *, min_size: int | None = None,
+                   recipe_keywords: tuple[str, ...] = ()):
     """Register ``builder`` under ``name``; usable as a decorator (``@register_model("x")``).
-    ``min_size``: the smallest input side it takes (see :data:`MIN_INPUT_SIZES`)."""
+    ``min_size``: the smallest input side it takes (see :data:`MIN_INPUT_SIZES`);
+    ``recipe_keywords``: see :data:`RECIPE_KEYWORDS`."""
 
     def add(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = fn
+        RECIPE_KEYWORDS[name] = tuple(recipe_keywords)
         if min_size is not None:
             MIN_INPUT_SIZES[name] = min_size
         return fn
@@ -47,10 +55,14 @@ def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *
     return add(builder) if builder is not None else add
 
 
+VGG_KEYWORDS = ("head", "dropout", "init")
+
 for _name, _config in NAME_TO_CONFIG.items():
-    register_model(_name, partial(VGG, config=_config, batch_norm=False), min_size=MIN_INPUT)
+    register_model(_name, partial(VGG, config=_config, batch_norm=False), min_size=MIN_INPUT,
+                   recipe_keywords=VGG_KEYWORDS)
     if _name in BN_VARIANTS:
-        register_model(f"{_name}_bn", partial(VGG, config=_config, batch_norm=True), min_size=MIN_INPUT)
+        register_model(f"{_name}_bn", partial(VGG, config=_config, batch_norm=True), min_size=MIN_INPUT,
+                       recipe_keywords=VGG_KEYWORDS)
 
 
 def resolve_name(name: str) -> str:
@@ -65,6 +77,11 @@ def resolve_name(name: str) -> str:
         f"unknown model {name!r}; valid names: {', '.join(list_models())} "
         f"(paper aliases: {', '.join(ALIASES)})"
     )
+
+
+def recipe_keywords(name: str) -> tuple[str, ...]:
+    """The recipe fields ``name``'s builder takes (see :data:`RECIPE_KEYWORDS`)."""
+    return RECIPE_KEYWORDS[resolve_name(name)]
 
 
 def min_input_size(name: str) -> int:

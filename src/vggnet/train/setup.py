@@ -17,6 +17,7 @@ from vggnet.data.stats import stream_stats
 from vggnet.data.transforms import pca_basis
 from vggnet.errors import CheckpointError, DataError, VggnetError
 from vggnet.models import resolve_name
+from vggnet.models.registry import recipe_keywords
 from vggnet.runs import RunDir, load_checkpoint, model_from_checkpoint
 from vggnet.train.distributed import DistInfo, local_batch_size
 from vggnet.train.recipes import Recipe, check_recipe
@@ -35,10 +36,12 @@ def set_determinism(seed: int, deterministic: bool) -> None:
 
 
 def model_kwargs_for(name: str, recipe: Recipe, num_classes: int, size: int) -> dict:
-    if not name.startswith("vgg"):
-        return {"num_classes": num_classes}
+    """The model's keyword arguments: its classes, and the recipe fields its registry entry
+    declares (a VGG's head, dropout and initialisation; ``head="auto"`` is the paper's head from
+    224 px, the small one below)."""
     head = recipe.head if recipe.head != "auto" else ("imagenet" if size >= 224 else "small")
-    return {"num_classes": num_classes, "head": head, "dropout": recipe.dropout, "init": recipe.init}
+    fields = {"head": head, "dropout": recipe.dropout, "init": recipe.init}
+    return {"num_classes": num_classes, **{k: fields[k] for k in recipe_keywords(name)}}
 
 
 CONSTANT_STD = 1e-3  # on the [0, 1] scale: a channel this flat carries no signal to normalise
