@@ -40,6 +40,39 @@ class Predictions:
         return self.loss_sum / max(1, len(self))
 
 
+class Accumulator:
+    """Labels, top-k predictions and summed loss gathered batch by batch: the one place every
+    evaluation path (the training loop's validation, the paper's protocols, ensembles) turns
+    network outputs into :class:`Predictions`."""
+
+    def __init__(self, k: int = 5) -> None:
+        self.k = k
+        self.labels: list[torch.Tensor] = []
+        self.topk: list[torch.Tensor] = []
+        self.loss_sum: torch.Tensor | float = 0.0
+
+    def add_logits(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """A batch of logits (the loss is cross-entropy, summed on the logits' device)."""
+        logits = logits.float()
+        self.loss_sum = self.loss_sum + F.cross_entropy(logits, labels, reduction="sum")
+        self._add(logits, labels)
+
+    def add_probs(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        """A batch of (averaged) posteriors: the loss is their negative log-likelihood."""
+        self.loss_sum = self.loss_sum - probs.gather(1, labels[:, None]).clamp_min(1e-12).log().sum()
+        self._add(probs, labels)
+
+    def _add(self, scores: torch.Tensor, labels: torch.Tensor) -> None:
+        self.labels.append(labels.cpu())
+        self.topk.append(scores.topk(min(self.k, scores.shape[1]), dim=1).indices.cpu())
+
+    def result(self, skipped: int = 0) -> Predictions:
+        if not self.labels:
+            empty = torch.empty(0, dtype=torch.int64)
+            return Predictions(empty, torch.empty(0, self.k, dtype=torch.int64), 0.0, skipped)
+        return Predictions(torch.cat(self.labels), torch.cat(self.topk), float(self.loss_sum), skipped)
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -52,21 +85,13 @@ def predict(
     """Evaluate ``model`` (put in eval mode) on uint8 batches prepared by ``transform``; files the
     batches dropped as undecodable (their ``skipped``) are counted."""
     model.eval()
-    labels, topk, loss_sum = [], [], None
+    scores = Accumulator(k)
     device = next(model.parameters()).device
     for images, y in batches:
         images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device.type, dtype):
-            logits = model(transform(images))
-        logits = logits.float()
-        loss = F.cross_entropy(logits, y, reduction="sum")
-        loss_sum = loss if loss_sum is None else loss_sum + loss
-        labels.append(y.cpu())
-        topk.append(logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu())
-    skipped = len(getattr(batches, "skipped", ()))  # undecodable files the loader dropped
-    if not labels:
-        return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, k, dtype=torch.int64), 0.0, skipped)
-    return Predictions(torch.cat(labels), torch.cat(topk), float(loss_sum), skipped)
+            scores.add_logits(model(transform(images)), y)
+    return scores.result(len(getattr(batches, "skipped", ())))  # undecodable files the loader dropped
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from vggnet.data.decode import BadImage, decode_rgb
 from vggnet.data.folders import FolderIndex, undecodable
 from vggnet.data.transforms import eval_transform, to_uint8_chw
 from vggnet.errors import VggnetError
-from vggnet.evaluate.metrics import Predictions
+from vggnet.evaluate.metrics import Accumulator, Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
 from vggnet.progress import progress_bar
 
@@ -89,14 +89,9 @@ def protocol_predictions(
         model.to(device)
         fns.append(_normalised(protocol_fn(model, protocol, scales, meta["image_size"]), meta))
     posterior = ensemble(fns)
-    labels, topk, loss_sum, skipped = [], [], 0.0, []
+    scores, skipped = Accumulator(), []
     with progress_bar(f"evaluate ({protocol})", total=len(split), enabled=progress) as bar:
         for images, y in _images(split, batch_size, skipped, strict):
             bar.advance(len(y))
-            probs = posterior(images.to(device)).cpu()
-            loss_sum -= probs.gather(1, y[:, None]).clamp_min(1e-12).log().sum().item()
-            labels.append(y)
-            topk.append(probs.topk(min(5, probs.shape[1]), dim=1).indices)
-    if not labels:
-        return Predictions(torch.empty(0, dtype=torch.int64), torch.empty(0, 5, dtype=torch.int64), 0.0, len(skipped))
-    return Predictions(torch.cat(labels), torch.cat(topk), loss_sum, len(skipped))
+            scores.add_probs(posterior(images.to(device)).cpu(), y)
+    return scores.result(len(skipped))
