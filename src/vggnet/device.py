@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from vggnet.errors import VggnetError
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from vggnet.names import PRECISIONS  # torch-free, for the command line
 
 
 def fast_bf16(device: torch.device) -> bool:

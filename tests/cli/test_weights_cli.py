@@ -122,3 +122,30 @@ def test_predict_bad_input_is_one_line(vgg11_file, photo, tmp_path):
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_list_fits_80_columns_and_keeps_every_url_whole(tmp_path, monkeypatch):
+    """The table (name, model, source, size, cached) within 80 columns; each URL whole on a
+    `name: URL` line of its own, the only lines allowed past 80 columns."""
+    import io
+
+    from rich.console import Console
+
+    from vggnet.cli.weights import url_lines, weights_table
+
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
+    rows = hub.list_weights()
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    console.print(weights_table(rows))
+    for line in url_lines(rows):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+    lines = console.file.getvalue().splitlines()
+    url_rows = {f"{w.name}: {w.url}" for w in hub.KNOWN_WEIGHTS.values()}
+    whole = url_rows | {str(tmp_path / "home" / "weights")}  # URLs and the cache folder: never cut
+    assert url_rows <= set(lines)  # every registered URL, whole, after its name
+    assert all(len(line) <= 80 for line in lines if line not in whole)
+    assert any(len(line) > 80 for line in url_rows)  # the Keras URLs: not cut to fit
+    assert "528 MiB" in lines[3 + list(hub.KNOWN_WEIGHTS).index("vgg16.torchvision")]
+    assert lines[-2:] == ["a file downloaded by hand goes in this folder:", str(tmp_path / "home" / "weights")]
+    cli_lines = run("weights", "list").stdout.splitlines()  # the command prints the same, unwrapped
+    assert url_rows <= set(cli_lines) and all(len(line) <= 80 for line in cli_lines if line not in whole)

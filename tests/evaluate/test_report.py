@@ -167,3 +167,23 @@ def test_10_class_report_keeps_tables_and_cell_numbers(tmp_path):
     with Image.open(tmp_path / "confusion.png") as png:
         assert max(png.size) < 2000
     assert (tmp_path / "curves.png").exists()
+
+
+def test_1000_class_confusion_text_is_small_and_quick():
+    """No 1000 x 1000 grid: the summary and top confusions, a few kB, written in well under a second."""
+    import time
+
+    classes = [f"n{i:08d} a long class name number {i}" for i in range(1000)]
+    cm = np.eye(1000, dtype=np.int64) * 20
+    cm[3, 7] = 9
+    start = time.perf_counter()
+    text = confusion_text(cm.tolist(), classes)
+    assert time.perf_counter() - start < 5 and len(text.encode()) < 200_000
+    assert f"3 {classes[3]} -> 7 {classes[7]}" in text  # full names in the top confusions
+
+
+def test_10_long_names_fit_80_columns_and_each_appears_whole():
+    classes = [f"{name} (a name longer than a column)" for name in CIFAR]
+    m = random_metrics(classes, 500)
+    text = confusion_text(m["confusion_matrix"], classes)
+    assert max(map(len, text.splitlines())) <= TEXT_WIDTH and all(name in text for name in classes)

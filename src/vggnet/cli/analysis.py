@@ -9,22 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-import torch
 from rich.console import Console
 
-from vggnet.analysis import render
-from vggnet.analysis.compare import DEFAULT_MODELS, compare, too_small
-from vggnet.analysis.filters import filter_arithmetic
-from vggnet.analysis.trace import trace
 from vggnet.cli import cli
-from vggnet.cli.options import check_output_file
+from vggnet.cli.options import check_output_file, image_size_option, precision_option
 from vggnet.errors import VggnetError
-from vggnet.models.registry import ALIASES, list_models, resolve_name
-from vggnet.models.vgg import HEADS
-from vggnet.plotting import save_figure
+from vggnet.names import HEAD_NAMES, TRACE_PRECISIONS
 from vggnet.terminal import printable_text
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Imports of torch and the model code happen inside each command: `vggnet --help` stays fast.
 
 
 def _console() -> Console:
@@ -58,9 +51,14 @@ WIDE = click.option("--wide", is_flag=True, help="Exact integers instead of comp
 @cli.command("models")
 @click.argument("pattern", default="*")
 def models_command(pattern: str) -> None:
-    """List the registered networks (shell-style PATTERN, e.g. 'vgg*_bn')."""
+    """List the registered networks (shell-style PATTERN, e.g. 'vgg*_bn', or a paper letter: D, 'A*')."""
+    import fnmatch
+
+    from vggnet.models.registry import ALIASES, list_models
+
     paper = {name: alias for alias, name in ALIASES.items()}
-    names = list_models(pattern)
+    by_letter = {name for alias, name in ALIASES.items() if fnmatch.fnmatchcase(alias, pattern.upper())}
+    names = sorted(set(list_models(pattern)) | by_letter)
     if not names:
         raise VggnetError(f"no registered model matches {pattern!r}; 'vggnet models' lists them all")
     for name in names:
@@ -69,28 +67,37 @@ def models_command(pattern: str) -> None:
 
 @cli.command("summary")
 @click.argument("model")
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=1), help="Input side in pixels.")
+@image_size_option(224, aliases=("--input-size",))
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Batch for the training-memory figure (the paper's 256).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "none"]), default="sgd", show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="fp32", show_default=True)
+@precision_option(TRACE_PRECISIONS, "fp32", "The dtype that parameters and activations are counted in.",
+                  aliases=("--dtype",))
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes of the last layer.")
-@click.option("--head", type=click.Choice(list(HEADS)), default=None, help="VGG head (default: imagenet).")
+@click.option("--head", type=click.Choice(HEAD_NAMES), default=None, help="VGG head (default: imagenet).")
 @click.option("--batch-norm/--no-batch-norm", default=None, help="VGG with or without BatchNorm.")
 @click.option("--aux/--no-aux", default=None,
               help="GoogLeNet with or without its training-only auxiliary heads (default: with).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also save a per-layer chart.")
 @WIDE
-def summary_command(model: str, input_size: int, batch_size: int, optimizer: str, dtype: str,
+def summary_command(model: str, image_size: int, batch_size: int, optimizer: str, precision: str,
                     num_classes: int | None, head: str | None, batch_norm: bool | None, aux: bool | None,
                     as_json: bool, png: str | None, wide: bool) -> None:
     """Per-layer shapes, parameters, MACs, memory and receptive field of MODEL."""
+    import torch
+
+    from vggnet.analysis import render
+    from vggnet.analysis.trace import trace
+    from vggnet.models.registry import resolve_name
+    from vggnet.plotting import save_figure
+
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
     check_output_file(png)  # before anything is printed
     kwargs = {k: v for k, v in (("num_classes", num_classes), ("head", head), ("batch_norm", batch_norm),
                                 ("aux_logits", aux)) if v is not None}
     with _spinner(f"tracing {model}"):
-        result = trace(resolve_name(model), input_size=input_size, dtype=DTYPES[dtype], **kwargs)
+        result = trace(resolve_name(model), input_size=image_size, dtype=dtypes[precision], **kwargs)
     if as_json:
         click.echo(json.dumps(render.trace_to_dict(result, batch_size, optimizer)))
     else:
@@ -108,14 +115,20 @@ def summary_command(model: str, input_size: int, batch_size: int, optimizer: str
 
 @cli.command("compare")
 @click.argument("models", nargs=-1)
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=32))
+@image_size_option(224, minimum=32, aliases=("--input-size",))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of the table.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
               help="Also save a chart of MACs against published top-1.")
 @WIDE
-def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png: str | None, wide: bool) -> None:
+def compare_command(models: tuple[str, ...], image_size: int, as_json: bool, png: str | None, wide: bool) -> None:
     """Every VGG configuration next to AlexNet, GoogLeNet, ResNet and DenseNet (or MODELS).
-    Models that cannot take --input-size are left out, with a note."""
+    Models that cannot take --image-size are left out, with a note."""
+    from vggnet.analysis import render
+    from vggnet.analysis.compare import DEFAULT_MODELS, compare, too_small
+    from vggnet.models.registry import resolve_name
+    from vggnet.plotting import save_figure
+
+    input_size = image_size
     check_output_file(png)  # before anything is printed
     names = [resolve_name(m) for m in models] or DEFAULT_MODELS
     with _spinner(f"tracing {len(names)} networks"):
@@ -145,6 +158,9 @@ def compare_command(models: tuple[str, ...], input_size: int, as_json: bool, png
 @click.option("--json", "as_json", is_flag=True)
 def filters_command(channels: int, max_stack: int, bottleneck: int, size: int, as_json: bool) -> None:
     """The 'small filters, deeper networks' arithmetic, counted from built layers."""
+    from vggnet.analysis import render
+    from vggnet.analysis.filters import filter_arithmetic
+
     rows = filter_arithmetic(channels, max_stack, bottleneck, size)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows]))

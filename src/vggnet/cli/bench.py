@@ -7,15 +7,19 @@ import json
 import click
 
 from vggnet.cli import cli
-from vggnet.cli.options import check_data_arg, device_option
-from vggnet.device import PRECISIONS
+from vggnet.cli.options import (
+    check_data_arg,
+    device_option,
+    grad_checkpointing_option,
+    image_size_option,
+    precision_option,
+)
 
 
 def _common(f):
     for option in reversed([
         click.option("--model", default="vgg16", show_default=True),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-                     help="auto: bf16 where it is faster (GPU, CPU with AMX), else fp32."),
+        precision_option(),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
                      default="default", show_default=True,
@@ -38,6 +42,18 @@ def _check(model: str, image_size: int | None) -> None:
     check_input_size(model, image_size or 0)  # an unknown name is refused here too
 
 
+def _report(out: dict) -> None:
+    """The table on stderr for the person at the terminal, the JSON alone on stdout: so stdout stays one
+    JSON object (``| jq``, ``> result.json`` and ``| tail -1 | jq`` all work) while the table still shows
+    when stdout is piped."""
+    from rich.console import Console
+
+    from vggnet.bench.render import bench_report
+
+    Console(stderr=True).print(bench_report(out))
+    click.echo(json.dumps(out))
+
+
 @cli.group("bench")
 def bench_group() -> None:
     """Benchmarks: images/s, achieved GFLOPS, peak memory; the last line printed is one JSON object."""
@@ -46,7 +62,7 @@ def bench_group() -> None:
 @bench_group.command("infer")
 @_common
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--image-size", type=click.IntRange(min=32), default=224, show_default=True)
+@image_size_option(224, minimum=32)
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--agreement", type=click.IntRange(min=0), default=64, show_default=True,
               help="Real images on which to compare bf16 and fp32 top-1 (0: skip).")
@@ -59,17 +75,16 @@ def infer_command(model, precision, compile_, compile_mode, baseline, rounds, de
     out = bench_infer(model, batch_size, image_size, precision=precision, compile=compile_, compile_mode=compile_mode,
                       baseline=baseline,
                       rounds=rounds, steps=steps, device=device, agreement=agreement, progress=not quiet)
-    click.echo(json.dumps(out))
+    _report(out)
 
 
 @bench_group.command("train")
 @_common
 @click.option("--data", default="synthetic", show_default=True, help="'synthetic' or a PATH of small images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--image-size", type=click.IntRange(min=32), default=32, show_default=True,
-              help="Side of synthetic images (data from a PATH keeps its own).")
+@image_size_option(32, minimum=32, help_text="Side of synthetic images (data from a PATH keeps its own).")
 @click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--grad-checkpointing", is_flag=True, help="Recompute conv blocks in backward (less memory).")
+@grad_checkpointing_option()
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="DataLoader workers of the baseline.")
 def train_command(model, precision, compile_, compile_mode, baseline, rounds, device, quiet, data, batch_size,
@@ -81,7 +96,7 @@ def train_command(model, precision, compile_, compile_mode, baseline, rounds, de
     _check(model, image_size if data == "synthetic" else None)
     check_data_arg(data, extra=("synthetic",))  # before the benchmark processes start
     out = bench_train(model, data, batch_size, image_size=image_size, precision=precision,
-                      grad_checkpointing=grad_checkpointing, compile=compile_, compile_mode=compile_mode,
+                      grad_checkpointing=bool(grad_checkpointing), compile=compile_, compile_mode=compile_mode,
                       baseline=baseline, rounds=rounds,
                       steps=steps, workers=workers, device=device, progress=not quiet)
-    click.echo(json.dumps(out))
+    _report(out)

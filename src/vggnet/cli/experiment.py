@@ -8,7 +8,6 @@ import click
 
 from vggnet.cli import cli
 from vggnet.cli.options import check_data_arg, device_option
-from vggnet.experiments.studies import STUDIES
 from vggnet.terminal import printable_text
 
 
@@ -29,6 +28,8 @@ def experiment_group() -> None:
 @experiment_group.command("list")
 def list_command() -> None:
     """The studies, each with its question and number of arms."""
+    from vggnet.experiments.studies import STUDIES
+
     for study in STUDIES.values():
         click.echo(f"{study.name:<9} {len(study.arms):>2} arms  {study.question}")
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import click
 
+from vggnet.names import PRECISIONS
+
 
 def _check_device(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """The --device text unchanged, once :func:`vggnet.device.resolve_device` accepts it (an
@@ -21,6 +23,53 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str | None)
 def device_option(help_text: str = "cpu, cuda, cuda:1, mps [cuda if available]") -> Callable:
     """``--device``, checked at parse time."""
     return click.option("--device", default=None, callback=_check_device, help=help_text)
+
+
+class AliasedOption(click.Option):
+    """An option whose old spellings still parse but stay out of --help and error messages, so every
+    command shows one name per concept (tests/cli/test_vocabulary.py) without breaking old scripts."""
+
+    def __init__(self, *args: object, hidden_aliases: tuple[str, ...] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden_aliases = tuple(hidden_aliases)
+
+    @property
+    def visible_opts(self) -> list[str]:
+        return [o for o in self.opts if o not in self.hidden_aliases]
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        opts = self.opts
+        self.opts = self.visible_opts
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return " / ".join(f"'{o}'" for o in self.visible_opts)
+
+
+def image_size_option(default: int | None, minimum: int = 1, help_text: str = "Input side in pixels.",
+                      aliases: tuple[str, ...] = ()) -> Callable:
+    """``--image-size``: the one name for an image side on every command (``aliases``: hidden old names)."""
+    return click.option("--image-size", *aliases, "image_size", cls=AliasedOption, hidden_aliases=aliases,
+                        type=click.IntRange(min=minimum), default=default, show_default=default is not None,
+                        help=help_text)
+
+
+def precision_option(choices: tuple[str, ...] = PRECISIONS, default: str | None = "auto",
+                     help_text: str = "auto: bf16 where it is faster (GPU, CPU with AMX), else fp32.",
+                     aliases: tuple[str, ...] = ()) -> Callable:
+    """``--precision``: the one name for a numeric precision; choices from :mod:`vggnet.names` (no torch)."""
+    return click.option("--precision", *aliases, "precision", cls=AliasedOption, hidden_aliases=aliases,
+                        type=click.Choice(choices), default=default, show_default=default is not None,
+                        help=help_text)
+
+
+def grad_checkpointing_option() -> Callable:
+    """``--grad-checkpointing/--no-grad-checkpointing``; None when not given (a recipe's own setting stands)."""
+    return click.option("--grad-checkpointing/--no-grad-checkpointing", default=None,
+                        help="Recompute conv blocks in backward (less memory, ~1/3 more compute).")
 
 
 NAMED_DATA = ("cifar10", "sample")

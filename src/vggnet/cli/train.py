@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vggnet.cli import cli
-from vggnet.cli.options import check_weights_arg, device_option
+from vggnet.cli.options import (
+    check_weights_arg,
+    device_option,
+    grad_checkpointing_option,
+    image_size_option,
+    precision_option,
+)
 from vggnet.errors import VggnetError
-from vggnet.evaluate.protocol import PROTOCOLS
+from vggnet.names import PROTOCOL_NAMES, RECIPE_NAMES
 from vggnet.terminal import printable_text
-from vggnet.train.recipes import RECIPES, Recipe
+
+if TYPE_CHECKING:  # the recipes import torch: only inside the commands, so `vggnet train --help` stays fast
+    from vggnet.train.recipes import Recipe
 
 DATA_HELP = "'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive or class folders."
 
@@ -50,10 +59,14 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--model", default=None,
               help="Model name (vgg11, vgg16_bn, ... see `vggnet models`); cifar-fast defaults to vgg_fast.")
 @click.option("--data", default=None, help=DATA_HELP)
-@click.option("--recipe", type=click.Choice(list(RECIPES)), default="cifar", show_default=True)
+@click.option("--recipe", type=click.Choice(RECIPE_NAMES), default="cifar", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@image_size_option(None, minimum=0, help_text="Training crop side; 0: the data's own size [the recipe's].")
+@precision_option(default=None, help_text="auto: bf16 where it is faster (GPU, CPU with AMX), else fp32 "
+                                          "[the recipe's].")
+@grad_checkpointing_option()
 @click.option("--weights", default=None,
               help="Fine-tune from pretrained weights: a known name (vggnet weights list) or a file.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override any recipe field (repeatable).")
@@ -66,19 +79,21 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip it, warn).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, out, resume, seed, device, deterministic,
-                  strict, compile_, quiet) -> None:
+def train_command(model, data, recipe, epochs, batch_size, lr, image_size, precision, grad_checkpointing, weights,
+                  sets, out, resume, seed, device, deterministic, strict, compile_, quiet) -> None:
     """Train a network and write checkpoints, metrics.csv, metrics.json and report.md."""
     from vggnet.train.distributed import shutdown_distributed
     from vggnet.train.loop import train
-    from vggnet.train.recipes import get_recipe
+    from vggnet.train.recipes import RECIPES, get_recipe
 
     common = {"device": device, "progress": not quiet}
     how: dict[str, object]
     if resume is not None:  # the run's own model, data and recipe; --epochs may extend it
         given = click.get_current_context().get_parameter_source
         chose = [f"--{n}" for n in ("recipe", "seed", "out") if given(n) != click.core.ParameterSource.DEFAULT]
-        if model or sets or batch_size or lr or compile_ or weights or strict or deterministic or chose:
+        changed = (image_size, precision, grad_checkpointing)
+        if model or sets or batch_size or lr or compile_ or weights or strict or deterministic or chose or any(
+                v is not None for v in changed):
             raise VggnetError("--resume continues a run as it was saved; only --epochs (and --data, for data that "
                               "moved) may change")
         run_dir = Path(resume)
@@ -89,7 +104,8 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
             raise VggnetError(f"train needs --model (recipe {recipe} names none) and --data (or --resume DIR)")
         overrides = _overrides(sets)
         for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("compile", compile_ or None),
-                           ("weights", weights)):
+                           ("weights", weights), ("image_size", image_size), ("precision", precision),
+                           ("grad_checkpointing", grad_checkpointing)):
             if value is not None:
                 overrides[key] = value
         run_dir = Path(out or f"runs/{model}-{Path(str(data)).name}-{recipe}")
@@ -110,7 +126,9 @@ def train_command(model, data, recipe, epochs, batch_size, lr, weights, sets, ou
     m = result.metrics
     if not m:  # a torchrun process other than rank 0: rank 0 reports
         return
-    click.echo(f"val top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  loss {m['loss']:.4f}  "
+    from vggnet.evaluate.report import accuracy_text
+
+    click.echo(f"val {accuracy_text(m)}  loss {m['loss']:.4f}  "
                f"({m['images']} images); report: {printable_text(str(result.run_dir / 'report.md'))}")
 
 
@@ -135,7 +153,7 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--split", type=click.Choice(["val", "test", "all"]), default=None,
               help="[val: on the data a run trained on, exactly the images it held out; 'all' on a flat folder "
                    "of other data] all: every image, training ones included.")
-@click.option("--protocol", type=click.Choice(list(PROTOCOLS)), default="center", show_default=True,
+@click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="center", show_default=True,
               help="The paper's test protocols (section 3.2).")
 @click.option("--scales", default=None, help="Test scales Q, e.g. 256,384,512 [Q; the paper's three for dense].")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Where metrics.json and the report go.")
@@ -145,10 +163,11 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--quiet", is_flag=True)
 def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, strict, quiet) -> None:
     """Score a checkpoint (or an ensemble): top-1, top-5, loss, per-class report, confusion matrix."""
+    from vggnet.evaluate.report import accuracy_text
     from vggnet.evaluate.run import evaluate_checkpoint
 
     m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
                             batch_size=batch_size, device=device, progress=not quiet, strict=strict)
     skipped = f", {m['skipped']} unreadable skipped" if m["skipped"] else ""
-    click.echo(printable_text(f"{m['split']} ({m['images_are']}): top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  "
+    click.echo(printable_text(f"{m['split']} ({m['images_are']}): {accuracy_text(m)}  "
                               f"loss {m['loss']:.4f}  ({m['images']} images{skipped}); {Path(out) / 'metrics.json'}"))

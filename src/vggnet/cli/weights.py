@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from vggnet.cli import cli
 from vggnet.cli.analysis import _console
@@ -21,19 +22,48 @@ def weights_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(as_json: bool) -> None:
     """What is known, where it comes from, and whether it is in the cache."""
-    from rich.table import Table
-
     from vggnet.weights.hub import list_weights
 
     rows = list_weights()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "model", "source", "cached", "url")
+    console = _console()
+    console.print(weights_table(rows))
+    for line in url_lines(rows):  # whole, never wrapped: a URL cut at 80 columns cannot be pasted
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _size(name: str) -> str:
+    """The file's size in MiB; ``<=`` where only an upper bound is on record."""
+    from vggnet.weights.hub import KNOWN_WEIGHTS
+
+    w = KNOWN_WEIGHTS.get(name)
+    if w is None:
+        return ""
+    return f"{'' if w.size_exact else '<= '}{w.size / 2**20:,.0f} MiB"
+
+
+def weights_table(rows: list[dict]) -> Table:
+    """name, model, source, size, cached: within 80 columns. The URLs are too long for a cell
+    (up to ~110 characters), so they follow the table as lines of their own (:func:`url_lines`)."""
+    from rich.table import Table
+
+    table = Table("name", "model", "source", "size", "cached")
     for r in rows:
-        table.add_row(*(table_cell(r[k]) for k in ("name", "model", "source")), "yes" if r["cached"] else "",
-                      table_cell(r["url"]))
-    _console().print(table)
+        table.add_row(*(table_cell(r[k]) for k in ("name", "model", "source")), _size(str(r["name"])),
+                      "yes" if r["cached"] else "")
+    return table
+
+
+def url_lines(rows: list[dict]) -> list[str]:
+    """``name: URL`` per file, each URL whole, and where a manually downloaded file goes."""
+    from vggnet.cache import cache_dir
+
+    lines = ["", "URLs (for a manual download):"]
+    lines += [printable_text(f"{r['name']}: {r['url']}") for r in rows]
+    lines += ["a file downloaded by hand goes in this folder:", printable_text(str(cache_dir("weights")))]
+    return lines
 
 
 @weights_group.command("download")

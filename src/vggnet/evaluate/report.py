@@ -31,6 +31,21 @@ TEXT_WIDTH = 80  # the tables keep within this many columns where the class name
 LARGE_PANEL_INCHES = 10.0  # side of the single panel drawn above LARGE_CONFUSION
 SHARP_UP_TO = 1000  # the panel is ~1090 px at save_figure's 120 dpi: up to here each cell gets a pixel of its own
 _CORNER = "true \\ predicted"
+TOP_K = 5  # the second accuracy shown; with this many classes or fewer it is 100% by construction
+
+
+def shows_top_k(classes: int) -> bool:
+    """Whether top-5 tells anything: with 5 classes or fewer every label is in the top 5, so the
+    figure is 100% whatever the model does and the text leaves it out (metrics.json keeps it)."""
+    return classes > TOP_K
+
+
+def accuracy_text(metrics: dict) -> str:
+    """``top-1 91.20%  top-5 99.10%`` for the CLI lines, top-5 only where it means something."""
+    text = f"top-1 {metrics['top1']:.2%}"
+    if shows_top_k(len(metrics["classes"])):
+        text += f"  top-{TOP_K} {metrics['top5']:.2%}"
+    return text
 
 
 class Confusion(NamedTuple):
@@ -198,8 +213,8 @@ def confusion_figure(cm: list[list[int]], classes: list[str]) -> Figure:
     return _small_confusion_figure(counts, classes)
 
 
-def curves_figure(history: list[dict]) -> Figure:
-    """Loss, top-1 and learning rate per epoch, train and validation."""
+def curves_figure(history: list[dict], top5: bool = True) -> Figure:
+    """Loss, top-1 (and top-5 where ``top5``: not with 5 classes or fewer) and learning rate per epoch."""
     plt = pyplot()
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -208,7 +223,8 @@ def curves_figure(history: list[dict]) -> Figure:
     axes[0].set_title("loss")
     axes[1].plot(epochs, [100 * r["train_top1"] for r in history], "o-", label="train top-1")
     axes[1].plot(epochs, [100 * r["val_top1"] for r in history], "o-", label="val top-1")
-    axes[1].plot(epochs, [100 * r["val_top5"] for r in history], "o--", label="val top-5")
+    if top5:
+        axes[1].plot(epochs, [100 * r["val_top5"] for r in history], "o--", label="val top-5")
     axes[1].set_title("accuracy (%)")
     axes[2].plot(epochs, [r["lr"] for r in history], "o-")
     axes[2].set_title("learning rate (end of epoch)")
@@ -243,11 +259,26 @@ def _markdown_confusion(metrics: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _markdown_history(history: list[dict], top5: bool) -> list[str]:
+    """The per-epoch table; the val top-5 column only where ``top5``."""
+    five = (" val top-5 |", "---:|") if top5 else ("", "")
+    lines = ["## Per epoch", "", f"| epoch | lr | train loss | train top-1 | val loss | val top-1 |{five[0]} s |",
+             f"|---:|---:|---:|---:|---:|---:|{five[1]}---:|"]
+    for r in history:
+        cell = f" {r['val_top5']:.2%} |" if top5 else ""
+        lines.append(f"| {r['epoch']} | {r['lr']:.3g} | {r['train_loss']:.4f} | {r['train_top1']:.2%} "
+                     f"| {r['val_loss']:.4f} | {r['val_top1']:.2%} |{cell} {r['seconds']:.1f} |")
+    return lines
+
+
 def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str]) -> str:
+    top5 = shows_top_k(len(metrics["classes"]))
+    scores = [("top-1", f"{metrics['top1']:.2%}"), *([("top-5", f"{metrics['top5']:.2%}")] if top5 else []),
+              ("loss", f"{metrics['loss']:.4f}")]
     lines = [f"# {title}", "", f"Split `{metrics.get('split', 'val')}`: {metrics['images']:,} images"
              + (f" ({metrics['skipped']} undecodable, skipped)" if metrics.get("skipped") else "") + ".", "",
-             "| top-1 | top-5 | loss |", "|---:|---:|---:|",
-             f"| {metrics['top1']:.2%} | {metrics['top5']:.2%} | {metrics['loss']:.4f} |", ""]
+             "| " + " | ".join(k for k, _ in scores) + " |", "|" + "---:|" * len(scores),
+             "| " + " | ".join(v for _, v in scores) + " |", ""]
     lines += [f"![{p}]({p})" for p in pictures] + [""]
     lines += ["## Per class", "", "| class | precision | recall | F1 | images |", "|---|---:|---:|---:|---:|"]
     for name, r in metrics["per_class"].items():
@@ -255,12 +286,7 @@ def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str
                      f"| {r['support']:.0f} |")
     lines += ["", *_markdown_confusion(metrics)]
     if history:
-        lines += ["## Per epoch", "",
-                  "| epoch | lr | train loss | train top-1 | val loss | val top-1 | val top-5 | s |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        lines += [f"| {r['epoch']} | {r['lr']:.3g} | {r['train_loss']:.4f} | {r['train_top1']:.2%} "
-                  f"| {r['val_loss']:.4f} | {r['val_top1']:.2%} | {r['val_top5']:.2%} | {r['seconds']:.1f} |"
-                  for r in history]
+        lines += _markdown_history(history, top5)
     return "\n".join(lines) + "\n"
 
 
@@ -274,6 +300,6 @@ def write_report(out: Path, metrics: dict, history: list[dict], title: str) -> P
     save_figure(confusion_figure(metrics["confusion_matrix"], metrics["classes"]), out / "confusion.png")
     pictures = ["confusion.png"]
     if history:
-        save_figure(curves_figure(history), out / "curves.png")
+        save_figure(curves_figure(history, shows_top_k(len(metrics["classes"]))), out / "curves.png")
         pictures.insert(0, "curves.png")
     return atomic_write_text(out / "report.md", _markdown(metrics, history, title, pictures))

@@ -367,7 +367,8 @@ def _validate(live: _Live, epoch: int, loss_sum: torch.Tensor, correct: torch.Te
     if not live.scheduler.per_step:
         live.scheduler.step(row["val_top1"])
     if live.progress:
-        print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}  top-5 {row['val_top5']:.2%}  "
+        top5 = f"  top-5 {row['val_top5']:.2%}" if len(live.splits.classes) > 5 else ""  # else 100% by construction
+        print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}{top5}  "
               f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
     return row
 
