@@ -24,7 +24,7 @@ def test_tables_render() -> None:
     console = Console(width=200, record=True)
     console.print(render.trace_table(trace("vgg11"), wide=True))
     console.print(render.compare_table(compare(["vgg11"]), 224, wide=True))
-    console.print(render.filters_table(filter_arithmetic()))
+    console.print(render.filters_table(filter_arithmetic(), wide=True))
     text = console.export_text()
     assert "conv5_2" in text and "132,863,336" in text and "294,912" in text
 
@@ -107,3 +107,15 @@ def test_cli_compare_skips_models_too_big_for_the_input_and_summary_switches_aux
     assert json.loads(result.stdout)["totals"]["params"] == 6_624_904
     wide = CliRunner().invoke(cli, ["summary", "vgg16", "--wide"])
     assert wide.exit_code == 0 and "102,764,544" in wide.stdout
+
+
+def test_filters_fits_80_columns_and_wide_keeps_every_digit() -> None:
+    rows = filter_arithmetic()
+    text = _at_80_columns(render.filters_table(rows))
+    _fits(text)
+    assert "295k" in text and "  vs 1 x conv7-128" in text and "128 channels (56x56 map)" in text
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render.filters_table(rows, wide=True))
+    assert "1,387,266,048" in console.export_text()  # 3 x conv3-128 at 56x56: 3 * 9 * 128^2 * 56^2

@@ -201,14 +201,30 @@ def compare_notes(rows: list[ModelCost], skipped: dict[str, int] | None = None) 
     return notes
 
 
-def filters_table(rows: list[Comparison]) -> Table:
-    table = Table(title="Small filters, deeper networks (bias-free convolutions, C -> C)")
-    for header in ("comparison", "design", "params", "MACs", "RF", "ReLUs", "weights ratio"):
+def filters_table(rows: list[Comparison], wide: bool = False) -> Table:
+    """Each comparison as two rows (the small-filter design, then the one it replaces): compact
+    units that fit 80 columns, the comparisons named in the design column; or (``wide``) every digit
+    with the comparison's own title."""
+    if wide:
+        table = Table(title="Small filters, deeper networks (bias-free convolutions, C -> C)")
+        heads = ("comparison", "design", "params", "MACs", "RF", "ReLUs", "weights ratio")
+    else:
+        table = Table(title="Small filters, deeper networks", box=None, pad_edge=False)
+        heads = ("design", "params", "MACs", "RF", "ReLUs", "weights ratio")
+    for header in heads:
         table.add_column(header, justify="left" if header in ("comparison", "design") else "right")
-    for c in rows:
+    for i, c in enumerate(rows):
+        if not wide and i:
+            table.add_row()  # a blank line between comparisons
         for cost, ratio in ((c.small, "1.00"), (c.large, f"{c.param_ratio:.2f}")):
-            table.add_row(c.title if cost is c.small else "", cost.layers, f"{cost.params:,}",
-                          f"{cost.macs:,}", str(cost.receptive_field), str(cost.nonlinearities), ratio)
+            if wide:
+                table.add_row(c.title if cost is c.small else "", cost.layers, f"{cost.params:,}",
+                              f"{cost.macs:,}", str(cost.receptive_field), str(cost.nonlinearities), ratio)
+            else:
+                table.add_row(cost.layers if cost is c.small else f"  vs {cost.layers}", compact(cost.params),
+                              compact(cost.macs), str(cost.receptive_field), str(cost.nonlinearities), ratio)
+    if not wide and rows:
+        table.caption = f"bias-free, C -> C, {rows[0].title.split(' at ', 1)[1]}; --wide: exact"
     return table
 
 

@@ -156,7 +156,8 @@ def compare_command(models: tuple[str, ...], image_size: int, as_json: bool, png
               help="Channels of the 1x1 reduction.")
 @click.option("--size", default=56, show_default=True, type=click.IntRange(min=1), help="Feature map side for MACs.")
 @click.option("--json", "as_json", is_flag=True)
-def filters_command(channels: int, max_stack: int, bottleneck: int, size: int, as_json: bool) -> None:
+@click.option("--wide", is_flag=True, help="Exact counts (wider than 80 columns).")
+def filters_command(channels: int, max_stack: int, bottleneck: int, size: int, as_json: bool, wide: bool) -> None:
     """The 'small filters, deeper networks' arithmetic, counted from built layers."""
     from vggnet.analysis import render
     from vggnet.analysis.filters import filter_arithmetic
@@ -165,7 +166,7 @@ def filters_command(channels: int, max_stack: int, bottleneck: int, size: int, a
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows]))
         return
-    _console().print(render.filters_table(rows))
+    _console().print(render.filters_table(rows, wide=wide))
     three = next(r for r in rows if r.small.receptive_field == 7)
     click.echo(f"three 3x3 layers: 27C^2 = {three.small.params:,}; one 7x7: 49C^2 = {three.large.params:,} "
                f"({three.param_ratio - 1:.0%} more, the paper's 81%)")
