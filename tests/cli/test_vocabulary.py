@@ -132,8 +132,13 @@ def test_deprecated_spellings_still_work_and_stay_hidden() -> None:
     new = run("summary", "vgg11", "--image-size", "32", "--head", "small", "--precision", "bf16", "--json")
     old = run("summary", "vgg11", "--input-size", "32", "--head", "small", "--dtype", "bf16", "--json")
     assert new.exit_code == 0 and old.exit_code == 0, (new.output, old.output)
-    assert json.loads(new.output) == json.loads(old.output)
-    assert json.loads(new.output)["input_size"] == [3, 32, 32]
+    assert json.loads(new.stdout) == json.loads(old.stdout)
+    assert json.loads(new.stdout)["input_size"] == [3, 32, 32]
+    assert new.stderr == ""  # the old names get one note each, on stderr, naming the new ones
+    assert old.stderr.splitlines() == ["note: --input-size is now --image-size; the old name still works",
+                                       "note: --dtype is now --precision; the old name still works"]
+    assert "note:" in run("summary", "vgg11", "--input-size=32", "--json").stderr
+    assert "note:" not in run("summary", "vgg11", "--json", "--", "--input-size").stderr
     shown = run("summary", "--help").output
     assert "--image-size" in shown and "--precision" in shown
     assert "--input-size" not in shown and "--dtype" not in shown

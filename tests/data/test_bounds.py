@@ -17,9 +17,10 @@ from tests.data.hostile import GIB, fifo, finishes, sparse_tar
 from tests.helpers import cifar_batches, image_bytes, write_tar
 from vggnet.cli import cli
 from vggnet.data import cifar
-from vggnet.data.sources import FileRefused, max_file_bytes, open_source
+from vggnet.data.sources import open_source
 from vggnet.errors import DataError
 from vggnet.evaluate.predict import predict_images
+from vggnet.files import FileRefused, max_file_bytes
 from vggnet.models import create_model
 
 MIB = 1 << 20

@@ -8,7 +8,7 @@ from PIL import Image
 
 from tests.fuzz import FUZZ, damaged, no_hang
 from vggnet.data.cifar import _unpickle
-from vggnet.data.folders import BadImage, decode_rgb
+from vggnet.data.decode import BadImage, decode_rgb
 from vggnet.errors import DataError
 
 

@@ -144,7 +144,7 @@ def test_a_file_that_is_not_a_tar_is_one_line_saying_so(tmp_path):
 
 
 def test_decode_rgb_rejects_non_images():
-    from vggnet.data.folders import BadImage
+    from vggnet.data.decode import BadImage
 
     with pytest.raises(BadImage):
         decode_rgb(b"GIF89a-truncated")

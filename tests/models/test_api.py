@@ -140,11 +140,7 @@ def test_feature_info_has_one_shape_for_every_model() -> None:
     for name in list_models():
         with torch.device("meta"):
             model = create_model(name)
-            info = getattr(model, "feature_info", None)
-            if info is None:  # the classic networks offer no levels: features_only says so in one line
-                with pytest.raises(VggnetError, match="has no feature levels"):
-                    create_model(name, features_only=True)
-                continue
+            info = model.feature_info
         assert isinstance(info, FeatureInfo), name
         assert all(set(level) == {"name", "module", "num_chs", "reduction"} for level in info), name
         modules = dict(model.named_modules())
@@ -152,10 +148,49 @@ def test_feature_info_has_one_shape_for_every_model() -> None:
         assert info.get_dicts(keys=("num_chs",), idx=[0]) == [{"num_chs": info.channels(0)}]
 
 
-@pytest.mark.parametrize(("name", "width"), [("vgg11", 512), ("vgg_fast", 256)])
+# timm's levels for ResNet and DenseNet; one per stride, before each pool, for AlexNet and GoogLeNet.
+CLASSIC_LEVELS = {
+    "alexnet": [(64, 4), (192, 8), (256, 16)],
+    "googlenet": [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)],
+    "resnet18": [(64, 2), (64, 4), (128, 8), (256, 16), (512, 32)],
+    "resnet50": [(64, 2), (256, 4), (512, 8), (1024, 16), (2048, 32)],
+    "densenet121": [(64, 2), (256, 4), (512, 8), (1024, 16), (1024, 32)],
+}
+# Each trunk is the network without its classifier (and, for GoogLeNet, without its auxiliary heads).
+CLASSIC_TRUNK_PARAMS = {"alexnet": 2_469_696, "googlenet": 6_624_904 - 1_025_000, "resnet18": 11_689_512 - 513_000,
+                        "resnet50": 25_557_032 - 2_049_000, "densenet121": 7_978_856 - 1_025_000}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIC_LEVELS))
+def test_classic_networks_offer_timm_levels(name) -> None:
+    model = create_model(name).eval()
+    net = create_model(name, features_only=True).eval()
+    net.load_state_dict({k: v for k, v in model.state_dict().items() if k in net.state_dict()})
+    side = 224 if name == "alexnet" else 64
+    x = torch.randn(1, 3, side, side)
+    maps = net(x)
+    assert list(zip(net.feature_info.channels(), net.feature_info.reduction(), strict=True)) == CLASSIC_LEVELS[name]
+    assert [m.shape[1] for m in maps] == net.feature_info.channels()
+    if name != "alexnet":  # exact strides (AlexNet's 11x11 stride-4 conv without full padding is not)
+        assert [side // m.shape[-1] for m in maps] == net.feature_info.reduction()
+    assert sum(p.numel() for p in net.parameters()) == CLASSIC_TRUNK_PARAMS[name]
+    assert set(net.state_dict()) <= set(model.state_dict())  # the model's own keys: its weights load as is
+    with torch.no_grad():
+        last = model.forward_features(x)
+        if name != "alexnet":  # AlexNet's last level sits before its third pool
+            torch.testing.assert_close(maps[-1], last)
+        torch.testing.assert_close(model.forward_head(last), model(x))
+    shallow = create_model(name, features_only=True, out_indices=(0,))
+    assert sum(p.numel() for p in shallow.parameters()) < 40_000  # stops after the stem
+
+
+@pytest.mark.parametrize(("name", "width"), [("vgg11", 512), ("vgg_fast", 256), ("alexnet", 4096),
+                                             ("resnet18", 512), ("densenet121", 1024), ("googlenet", 1024)])
 def test_reset_classifier_and_forward_head(name, width) -> None:
-    model = create_model(name, head="linear", num_classes=10).eval()
-    x = torch.randn(2, 3, 32, 32)
+    kwargs = {"head": "linear"} if name.startswith("vgg") else {}
+    model = create_model(name, num_classes=10, **kwargs).eval()
+    side = 64 if name == "alexnet" else 32
+    x = torch.randn(2, 3, side, side)
     feats = model.forward_features(x)
     assert model.forward_head(feats, pre_logits=True).shape == (2, width) and model(x).shape == (2, 10)
     model.reset_classifier(7)
@@ -188,13 +223,23 @@ def test_torch_hub_loads_from_the_checkout(small_vgg11, monkeypatch) -> None:
     assert all(callable(getattr(hubconf, name)) for name in list_models())
 
 
-@pytest.mark.parametrize("name", ["vgg11", "vgg_fast"])
-def test_forward_head_still_traces_with_torch_fx(name) -> None:
+def test_googlenet_reset_classifier_resets_its_auxiliary_heads_too() -> None:
+    model = create_model("googlenet", num_classes=10).train()
+    model.reset_classifier(4)
+    assert [t.shape[1] for t in model(torch.randn(2, 3, 64, 64))] == [4, 4, 4]
+    model.reset_classifier(0)
+    assert model.aux1 is None and model.aux2 is None and model(torch.randn(2, 3, 64, 64)).shape == (2, 1024)
+
+
+@pytest.mark.parametrize(("name", "last"), [("vgg11", "classifier.6"), ("vgg_fast", "classifier"),
+                                            ("alexnet", "classifier.6"), ("resnet18", "fc"), ("googlenet", "fc"),
+                                            ("densenet121", "classifier")])
+def test_forward_head_still_traces_with_torch_fx(name, last) -> None:
     """The analysis traces models with torch.fx: forward_head must call installed submodules only."""
     with torch.device("meta"):
-        graph = torch.fx.symbolic_trace(create_model(name)).graph
+        graph = torch.fx.symbolic_trace(create_model(name).eval()).graph
     called = [n.target for n in graph.nodes if n.op == "call_module"]
-    assert called[-1] == ("classifier.6" if name == "vgg11" else "classifier")
+    assert called[-1] == last
 
 
 def test_every_model_declares_the_recipe_fields_its_builder_takes():

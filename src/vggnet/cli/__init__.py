@@ -32,7 +32,18 @@ def _message(err: BaseException) -> str | None:
     return f"cannot write: {reason}; free some space and run again" if reason else None
 
 
+class _Command(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from vggnet.cli.options import note_old_spellings
+
+        note_old_spellings(self, args)
+        return super().parse_args(ctx, args)
+
+
 class _Group(click.Group):
+    command_class = _Command
+    group_class = type  # subgroups (bench, weights, experiment) are _Groups too, their commands _Commands
+
     def invoke(self, ctx: click.Context) -> object:
         install_log_handler()  # warnings: one escaped line each, not Python's bare last-resort print
         try:

@@ -49,6 +49,18 @@ class AliasedOption(click.Option):
         return " / ".join(f"'{o}'" for o in self.visible_opts)
 
 
+def note_old_spellings(command: click.Command, args: list[str]) -> None:
+    """One ``note:`` line on stderr for each hidden old option name in ``args``, naming the new one,
+    so scripts keep working and their authors learn the name --help shows."""
+    for token in args:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        for param in command.params:
+            if isinstance(param, AliasedOption) and name in param.hidden_aliases:
+                click.echo(f"note: {name} is now {param.visible_opts[0]}; the old name still works", err=True)
+
+
 def image_size_option(default: int | None, minimum: int = 1, help_text: str = "Input side in pixels.",
                       aliases: tuple[str, ...] = ()) -> Callable:
     """``--image-size``: the one name for an image side on every command (``aliases``: hidden old names)."""

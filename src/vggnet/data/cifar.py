@@ -25,8 +25,9 @@ import torch
 from vggnet.cache import cache_dir
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.download import download
-from vggnet.data.sources import FileRefused, max_file_bytes, printable, read_regular, stat_regular
+from vggnet.data.sources import printable
 from vggnet.errors import DataError, one_line
+from vggnet.files import FileRefused, max_file_bytes, read_regular, stat_regular
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"

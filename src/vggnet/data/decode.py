@@ -12,6 +12,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
+from vggnet.files import UnreadableFile
+
 SNIFF_BYTES = 32
 """How many leading bytes :func:`looks_like_image` needs."""
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".pnm", ".gif",
@@ -23,7 +25,7 @@ _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 # which is not called: it re-writes the EXIF block afterwards and raises when any other tag in it is damaged
 
 
-class BadImage(ValueError):
+class BadImage(UnreadableFile):
     """An image file that Pillow cannot decode."""
 
 

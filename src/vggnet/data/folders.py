@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, image_size, looks_like_image
+from vggnet.data.decode import SNIFF_BYTES, decode_rgb, image_size, looks_like_image
 from vggnet.data.layout import resolve_layout, skip_folder
 from vggnet.data.sources import FileSource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
+from vggnet.files import UnreadableFile
 from vggnet.progress import progress_bar
 
 log = logging.getLogger("vggnet")
@@ -125,9 +126,9 @@ def survey_sizes(folder: FolderIndex, sample: int = SURVEY_SAMPLE) -> SizeSurvey
         try:
             try:  # a header is small; a huge EXIF block may need the whole file
                 w, h = image_size(io.BytesIO(folder.source.read(name, limit=1 << 18)))
-            except BadImage:
+            except UnreadableFile:
                 w, h = image_size(io.BytesIO(folder.source.read(name)))
-        except (BadImage, OSError):
+        except (UnreadableFile, OSError):
             continue
         sides.append((min(w, h), max(w, h)))
     if not sides:
@@ -189,7 +190,7 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
             bar.advance()
             try:
                 image = decode_rgb(folder.source.read(name))
-            except BadImage as err:
+            except UnreadableFile as err:
                 if strict:
                     raise undecodable(folder.source.where(name), str(err)) from None
                 skipped[name] = str(err)
@@ -231,7 +232,7 @@ class FolderDataset(torch.utils.data.Dataset):
         name, label = self.folder.entries[i]
         try:
             return self.transform(decode_rgb(self.folder.source.read(name))), label
-        except BadImage:
+        except UnreadableFile:
             return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -(i + 1)
 
     def name_of(self, label: int) -> str:

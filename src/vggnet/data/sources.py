@@ -22,77 +22,10 @@ from pathlib import Path
 
 from vggnet.data.decode import BadImage
 from vggnet.errors import DataError
+from vggnet.files import UnreadableFile, max_file_bytes, over_bound, read_regular
 from vggnet.terminal import printable_text as printable
 
-MAX_FILE_ENV = "VGGNET_MAX_FILE_MB"
-MAX_FILE_MB = 1024
-"""The default bound on a file read as data: no image people train on is larger, so a bigger one
-is refused before it is read (weight files and CIFAR batches apply their format's own bound too)."""
 MAX_LINK_HOPS = 40  # as the Linux kernel allows
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
-
-
-class FileRefused(BadImage):
-    """A file vggnet does not read as data: not a regular file, or larger than the bound."""
-
-
-def max_file_bytes() -> int:
-    """The bound on one file read as data, from ``$VGGNET_MAX_FILE_MB`` (default 1024 MiB): one
-    setting for images in folders and archives, images given directly and weight files."""
-    raw = os.environ.get(MAX_FILE_ENV, "").strip()
-    try:
-        mb = float(raw) if raw else MAX_FILE_MB
-        if not 0 < mb < 2**43:  # NaN and inf fail too
-            raise ValueError
-    except ValueError:
-        raise DataError(f"{MAX_FILE_ENV} must be a number of MiB > 0 (e.g. 1024), got {raw!r}") from None
-    return int(mb * 2**20)
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB" if n >= 2**20 else f"{n:,} bytes"
-
-
-def _over(size: int, bound: int) -> FileRefused:
-    return FileRefused(f"{_mib(size)}, over the {_mib(bound)} that vggnet reads (set {MAX_FILE_ENV} to raise it)")
-
-
-def check_file(st: os.stat_result, bound: int) -> None:
-    """Refuse (:class:`FileRefused`) what is not a regular file, or is larger than ``bound`` bytes:
-    a FIFO would block the reader, a device such as /dev/zero never ends."""
-    if not stat.S_ISREG(st.st_mode):
-        raise FileRefused(f"not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'a special file')})")
-    if st.st_size > bound:
-        raise _over(st.st_size, bound)
-
-
-def stat_regular(path: str | os.PathLike[str], bound: int | None = None) -> None:
-    """``os.stat`` (which never blocks, unlike opening a FIFO) checked by :func:`check_file`."""
-    check_file(os.stat(path), max_file_bytes() if bound is None else bound)
-
-
-def read_regular(path: str | os.PathLike[str], bound: int | None = None, head: int | None = None) -> bytes:
-    """A regular file's bytes, never more than ``bound`` (default :func:`max_file_bytes`) even if it
-    grows while read; ``head``: only its first bytes, whatever its size. Opened non-blocking, so a
-    FIFO swapped in after a listing is refused rather than waited on."""
-    bound = max_file_bytes() if bound is None else bound
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        check_file(st, bound if head is None else 2**63)
-        if head is not None:
-            return f.read(head)
-        data = f.read(st.st_size + 1)  # the size it says, and one byte to see that was all
-        if len(data) > st.st_size:  # growing, or reporting no size (/proc): on in chunks, to the bound
-            parts, got = [data], len(data)
-            while got <= bound and (chunk := f.read(min(1 << 20, bound + 1 - got))):
-                parts.append(chunk)
-                got += len(chunk)
-            data = b"".join(parts)
-    if len(data) > bound:
-        raise FileRefused(f"over the {_mib(bound)} that vggnet reads (it grew while read)")
-    return data
 
 
 def _encoded(text: str) -> bytes:
@@ -308,7 +241,7 @@ class ArchiveSource(FileSource):
         more than the bound is read, whatever the header says (a zip's declared size can lie)."""
         member, size = self._member(name)
         if limit is None and size > self.bound:
-            raise _over(size, self.bound)
+            raise over_bound(size, self.bound)
         want = min(size, self.bound) if limit is None else limit
         try:
             if isinstance(self._handle, zipfile.ZipFile):
@@ -392,6 +325,6 @@ def head(source: FileSource, name: str, n: int) -> bytes:
     """The first ``n`` bytes of a file (to recognise an image by its content)."""
     try:
         return source.read(name, limit=n)
-    except (OSError, BadImage):
+    except (OSError, UnreadableFile):
         return b""
 

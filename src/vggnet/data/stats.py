@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from vggnet.data.arrays import channel_mean_std
-from vggnet.data.decode import BadImage, decode_rgb
+from vggnet.data.decode import decode_rgb
 from vggnet.data.folders import FolderIndex
 from vggnet.data.transforms import RescaleCrop, pca_basis
+from vggnet.files import UnreadableFile
 
 
 def stream_stats(
@@ -24,7 +25,7 @@ def stream_stats(
     for name, _ in folder.entries[::step][:sample]:
         try:
             images.append(view(decode_rgb(folder.source.read(name))))
-        except BadImage:
+        except UnreadableFile:
             continue
     batch = torch.stack(images)
     mean, std = channel_mean_std(batch)

@@ -17,9 +17,10 @@ import torch
 
 from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, looks_like_image
 from vggnet.data.layout import candidate_images, skip_folder  # the dataset rule for "is an image"
-from vggnet.data.sources import DirectorySource, FileRefused, head, read_regular, stat_regular
+from vggnet.data.sources import DirectorySource, head
 from vggnet.data.transforms import RescaleCrop, eval_transform
 from vggnet.errors import DataError
+from vggnet.files import FileRefused, read_regular, stat_regular
 from vggnet.progress import progress_bar
 from vggnet.terminal import printable_text
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.data.decode import BadImage, decode_rgb
+from vggnet.data.decode import decode_rgb
 from vggnet.data.folders import FolderIndex, undecodable
 from vggnet.data.transforms import eval_transform, to_uint8_chw
 from vggnet.errors import VggnetError
 from vggnet.evaluate.metrics import Accumulator, Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
+from vggnet.files import UnreadableFile
 from vggnet.progress import progress_bar
 
 MAX_SCALE = 2048
@@ -61,7 +62,7 @@ def _images(split: ImageArrays | FolderIndex, batch_size: int, skipped: list[str
     for name, label in split.entries:
         try:
             image = to_uint8_chw(decode_rgb(split.source.read(name)))[None]
-        except BadImage as err:
+        except UnreadableFile as err:
             if strict:
                 raise undecodable(split.source.where(name), str(err)) from None
             skipped.append(name)

@@ -11,6 +11,7 @@ the feature maps at the levels of ``model.feature_info``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -63,32 +64,59 @@ class FeatureExtractor(nn.Module):
 class FeatureListNet(nn.Module):
     """The backbone of a model, returning the feature maps at ``out_indices`` (``features_only=True``).
 
-    Built by ``create_model(name, features_only=True, out_indices=...)``. It keeps the model's
-    convolutional layers up to the deepest level asked for (same weights, same ``features.N``
-    state-dict keys) and drops the head. ``feature_info`` describes the returned maps, in order.
+    Built by ``create_model(name, features_only=True, out_indices=...)``. It keeps the model's trunk
+    (``model.trunk``, the top-level modules forward runs before the head; a VGG's is ``features``) up
+    to the deepest level asked for, under the same names, so the weights and state-dict keys are the
+    model's (``features.N``, ``layer1.0.conv1`` ...), and drops the head. ``feature_info`` describes
+    the returned maps, in order.
     """
 
     def __init__(self, model: nn.Module, out_indices: Sequence[int] | None = None, min_side: int = 1) -> None:
         super().__init__()
         info = getattr(model, "feature_info", None)
-        trunk = getattr(model, "features", None)
-        if not info or not isinstance(trunk, nn.Sequential):
-            name = getattr(model, "model_name", type(model).__name__)
-            raise VggnetError(f"{name} has no feature levels; features_only works with the VGG models and vgg_fast")
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+        if not info:
+            raise VggnetError(f"{self.model_name} has no feature levels, so features_only cannot pick any")
         self.out_indices, self.feature_info = FeatureInfo(info).select(out_indices)
-        self._taps = [int(path.split(".")[1]) for path in self.feature_info.module_name()]
-        self.features = trunk[: max(self._taps) + 1]
+        taps = self.feature_info.module_name()
+        steps = _trunk_steps(model, taps)
+        deepest = max(steps.index(path) for path in taps)
+        self._steps, self._taps = steps[: deepest + 1], list(taps)
+        for name in getattr(model, "trunk", ("features",)):  # the kept modules, under the model's names
+            kept = [path for path in self._steps if path == name or path.startswith(name + ".")]
+            if kept == [name]:
+                self.add_module(name, getattr(model, name))
+            elif kept:  # a Sequential cut after its last needed child, its children's names kept
+                children = dict(getattr(model, name).named_children())
+                self.add_module(name, nn.Sequential(OrderedDict((p.split(".", 1)[1], children[p.split(".", 1)[1]])
+                                                                for p in kept)))
         self.in_chans = getattr(model, "in_chans", 3)
         self.min_side = min_side
-        self.model_name = getattr(model, "model_name", type(model).__name__)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = check_input(x, self.in_chans, self.min_side)
-        maps: dict[int, torch.Tensor] = {}
-        last = len(self.features) - 1
-        for index, module in enumerate(self.features):
+        maps: dict[str, torch.Tensor] = {}
+        modules = [self.get_submodule(path) for path in self._steps]
+        for index, (path, module) in enumerate(zip(self._steps, modules, strict=True)):
             x = module(x)
-            if index in self._taps:  # a copy only where the next layer would overwrite it in place
-                nxt = self.features[index + 1] if index < last else None
-                maps[index] = x.clone() if getattr(nxt, "inplace", False) else x
-        return [maps[i] for i in self._taps]
+            if path in self._taps:  # a copy only where the next layer would overwrite it in place
+                nxt = modules[index + 1] if index + 1 < len(modules) else None
+                maps[path] = x.clone() if getattr(nxt, "inplace", False) else x
+        return [maps[path] for path in self._taps]
+
+
+def _trunk_steps(model: nn.Module, taps: Sequence[str]) -> list[str]:
+    """The module paths forward runs through the trunk, in order: each trunk module, or, where a
+    level sits inside one (``features.3``), that Sequential's children one by one."""
+    steps: list[str] = []
+    for name in getattr(model, "trunk", ("features",)):
+        module = getattr(model, name)
+        if isinstance(module, nn.Sequential) and any(t.startswith(name + ".") for t in taps):
+            steps += [f"{name}.{child}" for child, _ in module.named_children()]
+        else:
+            steps.append(name)
+    missing = [t for t in taps if t not in steps]
+    if missing:
+        raise VggnetError(f"{getattr(model, 'model_name', type(model).__name__)}: feature level(s) {missing} "
+                          "are not on its trunk")
+    return steps

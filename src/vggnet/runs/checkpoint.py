@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from vggnet.atomic import atomic_write_text, default_mode, write_failure
 from vggnet.errors import CheckpointError, VggnetError, one_line
+from vggnet.files import FileRefused, stat_regular
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -36,11 +38,12 @@ STATE_KEYS = {"epoch": int, "optimizer": dict, "scheduler": dict, "rng": dict, "
 
 def _regular(path: Path) -> Path:
     """``path`` once ``os.stat`` (which never blocks) shows a regular file: a FIFO planted in a run
-    directory would hang the reader, a device never ends."""
-    import stat
-
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise CheckpointError(f"{path} is not a regular file: a checkpoint is read only from regular files")
+    directory would hang the reader, a device never ends. No size bound: vggnet wrote these files,
+    and the safetensors header and ``weights_only`` unpickling bound what is built from them."""
+    try:
+        stat_regular(path, bound=sys.maxsize)
+    except FileRefused as err:
+        raise CheckpointError(f"{path} is {err}; a checkpoint is read only from regular files") from None
     return path
 
 

@@ -58,7 +58,7 @@ MAX_WEIGHT_BYTES = 2 << 30
 def check_weight_file(path: Path) -> None:
     """A weight file must be a regular file within the bound, checked by ``os.stat`` before any
     reader opens it: a FIFO would hang the reader, a device such as /dev/zero never ends."""
-    from vggnet.data.sources import FileRefused, max_file_bytes, stat_regular
+    from vggnet.files import FileRefused, max_file_bytes, stat_regular
 
     try:
         stat_regular(path, max(max_file_bytes(), MAX_WEIGHT_BYTES))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vggnet.models.classic.backbone import Backbone, level
 from vggnet.models.init import init_weights
+from vggnet.models.levels import FeatureInfo
 from vggnet.models.registry import MIN_INPUT_SIZES, register_model
-from vggnet.models.vgg import check_input
 
-torch.fx.wrap("check_input")  # the shape check stays one call in traced graphs (fx wraps per module)
 MIN_SIDE = MIN_INPUT_SIZES["densenet121"]
 
 
@@ -52,7 +52,11 @@ class Transition(nn.Sequential):
         self.pool = nn.AvgPool2d(2, stride=2)
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone, nn.Module):
+    trunk = ("features", "relu")
+    classifier_path = "classifier"
+    min_side = MIN_SIDE
+
     def __init__(self, blocks: tuple[int, ...] = (6, 12, 24, 16), growth: int = 32, init_features: int = 64,
                  bn_size: int = 4, num_classes: int = 1000) -> None:
         super().__init__()
@@ -62,9 +66,14 @@ class DenseNet(nn.Module):
         self.features.add_module("relu0", nn.ReLU(inplace=True))
         self.features.add_module("pool0", nn.MaxPool2d(3, stride=2, padding=1))
         channels = init_features
+        # timm's levels: the stem's activation, each dense block but the last (before its transition),
+        # and the final normalised, activated map.
+        self.feature_info = FeatureInfo([level("act0", "features.relu0", channels, 2)])
         for i, layers in enumerate(blocks, start=1):
             self.features.add_module(f"denseblock{i}", DenseBlock(layers, channels, growth, bn_size))
             channels += layers * growth
+            if i < len(blocks):
+                self.feature_info.append(level(f"denseblock{i}", f"features.denseblock{i}", channels, 2 ** (i + 1)))
             if i < len(blocks):
                 self.features.add_module(f"transition{i}", Transition(channels, channels // 2))
                 channels //= 2
@@ -72,11 +81,17 @@ class DenseNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Linear(channels, num_classes)
+        self.feature_info.append(level("act5", "relu", channels, 2 ** (len(blocks) + 1)))
+        self.num_classes, self.num_features = num_classes, channels
         init_weights(self, "kaiming")
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool (``pre_logits=True`` stops there), then the classifier."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.classifier(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.relu(self.features(check_input(x, 3, MIN_SIDE))))
-        return self.classifier(torch.flatten(x, 1))
+        return self.forward_head(self.forward_features(x))
 
 
 register_model("densenet121", DenseNet)

@@ -13,7 +13,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from vggnet.models.classic.backbone import Backbone, level
 from vggnet.models.init import init_weights
+from vggnet.models.levels import FeatureInfo
 from vggnet.models.registry import MIN_INPUT_SIZES, register_model
 from vggnet.models.vgg import check_input
 
@@ -66,7 +68,13 @@ class InceptionAux(nn.Module):
         return self.fc2(self.dropout(self.relu(self.fc1(x))))
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Backbone, nn.Module):
+    trunk = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
+             "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
+             "inception5a", "inception5b")  # forward_features: the main path, without the auxiliary heads
+    classifier_path = "fc"
+    min_side = MIN_SIDE
+
     def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2) -> None:
         super().__init__()
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
@@ -90,7 +98,29 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(1024, num_classes)
+        self.num_classes, self.num_features = num_classes, 1024
+        # One level per stride, each the last layer before a pool (as torchvision's feature extraction picks).
+        self.feature_info = FeatureInfo([level("conv1", "conv1", 64, 2), level("conv3", "conv3", 192, 4),
+                                         level("inception3b", "inception3b", 480, 8),
+                                         level("inception4e", "inception4e", 832, 16),
+                                         level("inception5b", "inception5b", 1024, 32)])
         init_weights(self, "kaiming")
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool and dropout (``pre_logits=True`` stops there), then fc."""
+        x = self.dropout(torch.flatten(self.avgpool(x), 1))
+        return x if pre_logits else self.fc(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """As :meth:`Backbone.reset_classifier`; the auxiliary heads get fresh last layers too
+        (with 0 they go: there is nothing left for them to predict)."""
+        super().reset_classifier(num_classes)
+        for name in ("aux1", "aux2"):
+            aux = getattr(self, name)
+            if aux is not None and num_classes:
+                aux.fc2 = nn.Linear(aux.fc2.in_features, num_classes, device=aux.fc2.weight.device)
+            elif aux is not None:
+                setattr(self, name, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         x = self.maxpool1(self.conv1(check_input(x, 3, MIN_SIDE)))
@@ -102,7 +132,7 @@ class GoogLeNet(nn.Module):
         aux2 = self.aux2(x) if self.aux2 is not None and self.training else None
         x = self.maxpool4(self.inception4e(x))
         x = self.inception5b(self.inception5a(x))
-        logits = self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+        logits = self.forward_head(x)
         if aux1 is not None and aux2 is not None:
             return GoogLeNetOutputs(logits, aux2, aux1)
         return logits

@@ -7,7 +7,9 @@ from functools import partial
 import torch
 from torch import nn
 
+from vggnet.models.classic.backbone import Backbone, level
 from vggnet.models.init import init_weights
+from vggnet.models.levels import FeatureInfo
 from vggnet.models.registry import register_model
 
 
@@ -49,7 +51,10 @@ class Bottleneck(nn.Module):
         return self.relu(self.bn3(self.conv3(out)) + identity)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone, nn.Module):
+    trunk = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    classifier_path = "fc"
+
     def __init__(self, block: type[BasicBlock | Bottleneck], depths: tuple[int, int, int, int],
                  num_classes: int = 1000) -> None:
         super().__init__()
@@ -58,6 +63,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         cin = 64
+        self.feature_info = FeatureInfo([level("act1", "relu", 64, 2)])  # timm's levels and names
         for i, (width, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True), start=1):
             stride = 1 if i == 1 else 2
             cout = width * block.expansion
@@ -67,15 +73,20 @@ class ResNet(nn.Module):
             blocks = [block(cin, width, stride, downsample)]
             blocks += [block(cout, width) for _ in range(depth - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
+            self.feature_info.append(level(f"layer{i}", f"layer{i}", cout, 2 ** (i + 1)))
             cin = cout
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(cin, num_classes)
+        self.num_classes, self.num_features = num_classes, cin
         init_weights(self, "kaiming")
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Global average pool (``pre_logits=True`` stops there), then fc."""
+        x = torch.flatten(self.avgpool(x), 1)
+        return x if pre_logits else self.fc(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        return self.forward_head(self.forward_features(x))
 
 
 for _name, _block, _depths in (
