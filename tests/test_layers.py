@@ -10,18 +10,19 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vggnet"
 
 RANK = {
-    # shared concerns every layer may use, in two tiers
+    # shared concerns every layer may use, in tiers
     "errors": 0, "names": 0, "__init__": 0,  # vggnet/__init__: the version string, models imported lazily
-    "terminal": 1, "files": 1, "atomic": 1, "progress": 1, "cache": 1, "configs": 1, "device": 1,
-    "plotting": 2,
-    "models": 3,
-    "analysis": 4, "data": 4, "runs": 4,
-    "weights": 5,  # reads checkpoints (runs), downloads and the ImageNet class table (data)
-    "evaluate": 6, "export": 6,
-    "train": 7,
-    "bench": 8,
-    "experiments": 9,  # a study's arms are timed with bench's workloads
-    "cli": 10, "__main__": 11,
+    "terminal": 1, "files": 1, "atomic": 1, "progress": 1, "cache": 1, "configs": 1,
+    "fastpath": 2, "plotting": 2,
+    "device": 3,  # precision=auto asks fastpath
+    "models": 4,
+    "analysis": 5, "data": 5, "runs": 5,
+    "weights": 6,  # reads checkpoints (runs), downloads and the ImageNet class table (data)
+    "evaluate": 7, "export": 7,
+    "train": 8,
+    "bench": 9,
+    "experiments": 10,  # a study's arms are timed with bench's workloads
+    "cli": 11, "__main__": 12,
 }
 
 # The ways up, by design, each inside functions only, so importing the lower module never imports the

@@ -5,27 +5,28 @@ from __future__ import annotations
 import torch
 
 from vggnet.errors import VggnetError
-from vggnet.names import PRECISIONS  # torch-free, for the command line
+from vggnet.fastpath import fast_path
+from vggnet.names import MEMORY_FORMATS, PRECISIONS  # torch-free, for the command line
 
 
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 math is faster than fp32 here: on a GPU that supports it, and on CPUs with AMX
-    tiles. Without AMX (AVX-512 BF16 only) oneDNN's bf16 kernels run at about half the fp32 rate
-    (measured: `vggnet bench infer` reports both matrix-multiply peaks), so fp32 is the fast path."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
-    return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` ('auto', 'fp32', 'bf16') on ``device``; None is fp32."""
+def autocast_dtype(precision: str, device: torch.device, training: bool = True) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` ('auto', 'fp32', 'bf16') on ``device``; None is fp32.
+    'auto' is what :mod:`vggnet.fastpath` measured fastest here, for training or for inference."""
     if precision not in PRECISIONS:
         raise VggnetError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" or (precision == "auto" and fast_bf16(device)):
-        return torch.bfloat16
-    return None
+    if precision == "auto":
+        precision = fast_path(device).for_work(training).precision
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def use_channels_last(memory_format: str, device: torch.device, training: bool = True) -> bool:
+    """Whether to run NHWC for ``memory_format`` ('auto', 'channels_last', 'contiguous'); 'auto' is
+    what :mod:`vggnet.fastpath` measured fastest here."""
+    if memory_format not in MEMORY_FORMATS:
+        raise VggnetError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
+    if memory_format == "auto":
+        return fast_path(device).for_work(training).channels_last
+    return memory_format == "channels_last"
 
 
 def autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:

@@ -99,7 +99,7 @@ def test_cli_compare_skips_models_too_big_for_the_input_and_summary_switches_aux
 
     from vggnet.cli import cli
 
-    result = CliRunner().invoke(cli, ["compare", "alexnet", "vgg11", "--input-size", "32"])
+    result = CliRunner().invoke(cli, ["compare", "alexnet", "vgg11", "--image-size", "32"])
     assert result.exit_code == 0, result.output
     assert "vgg11" in result.stdout and "alexnet: needs >= 63 px" in result.stdout
     result = CliRunner().invoke(cli, ["summary", "googlenet", "--no-aux", "--json"])

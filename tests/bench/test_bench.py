@@ -10,8 +10,6 @@ from click.testing import CliRunner
 from vggnet.analysis.trace import trace
 from vggnet.bench import bench_infer, bench_train, matmul_peak
 from vggnet.cli import cli
-from vggnet.device import autocast_dtype
-from vggnet.errors import VggnetError
 
 KEYS = {"images_per_second", "gflops", "peak_memory_mb", "working_memory_mb", "precision", "device", "torch",
         "threads", "machine"}
@@ -19,16 +17,6 @@ KEYS = {"images_per_second", "gflops", "peak_memory_mb", "working_memory_mb", "p
 
 def test_matmul_peak_is_a_rate():
     assert matmul_peak(torch.float32, n=64, seconds=0.01) > 0
-
-
-def test_precision_auto_is_fp32_on_a_cpu_without_amx(monkeypatch):
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert autocast_dtype("auto", cpu) is None and autocast_dtype("bf16", cpu) is torch.bfloat16
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert autocast_dtype("auto", cpu) is torch.bfloat16 and autocast_dtype("fp32", cpu) is None
-    with pytest.raises(VggnetError, match="precision must be one of auto, fp32, bf16"):
-        autocast_dtype("fp8", cpu)
 
 
 def test_infer_reports_both_sides_and_consistent_ratios():

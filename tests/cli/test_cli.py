@@ -29,7 +29,7 @@ def test_summary_table_shows_totals_and_assumptions() -> None:
 
 def test_summary_options_for_cifar(tmp_path: Path) -> None:
     png = tmp_path / "m.png"
-    result = run("summary", "vgg11", "--input-size", "32", "--head", "small", "--num-classes", "10",
+    result = run("summary", "vgg11", "--image-size", "32", "--head", "small", "--num-classes", "10",
                  "--batch-norm", "--json", "--png", str(png))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -47,7 +47,7 @@ def test_unknown_model_is_one_line_on_stderr() -> None:
 
 
 def test_too_small_input_is_one_line() -> None:
-    result = run("summary", "vgg16", "--input-size", "16")
+    result = run("summary", "vgg16", "--image-size", "16")
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
 
 

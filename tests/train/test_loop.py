@@ -140,10 +140,28 @@ def test_a_run_saved_with_the_old_bf16_switch_resumes(colours, tmp_path):
     run_json = tmp_path / "run" / "run.json"
     saved = json.loads(run_json.read_text())
     del saved["recipe"]["precision"], saved["recipe"]["grad_checkpointing"], saved["recipe"]["weights"]
+    del saved["recipe"]["memory_format"]
     saved["recipe"]["bf16"] = False  # as runs were written before 'precision' existed
+    saved["recipe"]["channels_last"] = False  # ... and before 'memory_format'
     run_json.write_text(json.dumps(saved))
     _run(colours, tmp_path / "run", epochs=2, resume=True)
-    assert json.loads(run_json.read_text())["recipe"]["precision"] == "fp32"
+    resumed = json.loads(run_json.read_text())
+    assert resumed["recipe"]["precision"] == "fp32" and resumed["recipe"]["memory_format"] == "contiguous"
+    assert resumed["precision"] == "fp32" and resumed["channels_last"] is False  # what the run really used
+
+
+def test_run_json_records_what_auto_chose(colours, tmp_path, monkeypatch):
+    from vggnet import fastpath
+
+    monkeypatch.delenv("VGGNET_PROBE")
+    monkeypatch.setattr(fastpath, "_MEMO", {})
+    monkeypatch.setattr(fastpath, "probe", lambda device, **kw: {
+        "infer": {"fp32/nchw": 1.0, "fp32/channels_last": 1.0, "bf16/nchw": 0.5, "bf16/channels_last": 0.5},
+        "train": {"fp32/nchw": 1.0, "fp32/channels_last": 2.0, "bf16/nchw": 0.5, "bf16/channels_last": 2.0}})
+    _run(colours, tmp_path / "run", epochs=1, precision="auto")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["precision"] == "bf16" and info["channels_last"] is False  # training's choice, not inference's
+    assert info["fast_path"].startswith("bf16, NCHW: 2.00x fp32 NCHW")
 
 
 def test_cifar_fast_trains_its_own_network_with_a_fitted_stem_and_tta(colours, tmp_path):

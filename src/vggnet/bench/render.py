@@ -24,6 +24,10 @@ def _share(gflops: float, peaks: dict, precision: str) -> str:
     return f"{gflops / peak:.1%}" if peak else ""
 
 
+def _layout(side: dict) -> str:
+    return "channels_last" if side.get("channels_last") else "NCHW"
+
+
 def _title(result: dict) -> str:
     """What ran: kind, model, batch, image size, data, compile and checkpointing where used."""
     parts = [f"bench {result['bench']} {result['model']}", f"batch {result['batch_size']}",
@@ -55,6 +59,7 @@ def _rows(result: dict) -> list[tuple[str, str, str, str]]:
         ("share of matmul peak", _share(result["gflops"], peaks, result["precision"]),
          _share(base["gflops"], peaks, base["precision"]) if base else "", ""),
         ("precision", result["precision"], base.get("precision", ""), ""),
+        ("memory format", _layout(result), _layout(base) if base else "", ""),
         ("threads", str(result["threads"]), str(base.get("threads", "")), ""),
         ("peak memory MB", *both("peak_memory_mb"), ""),
         ("working memory MB", *both("working_memory_mb"), ratio("memory_ratio")),
@@ -84,6 +89,8 @@ def bench_notes(result: dict) -> list[str]:
         notes.append("ratio: vggnet / baseline")
     notes += [printable_text(f"{result['machine']} ({result['device']}), torch {result['torch']}"),
               "matmul peak GFLOPS: " + ", ".join(f"{k} {v:,.1f}" for k, v in peaks.items())]
+    if "auto_choice" in result:
+        notes.append(printable_text(f"precision=auto here: {result['auto_choice']}"))
     if "bf16_top1_agreement" in result:
         notes.append(f"bf16 top-1 agrees with fp32 on {result['bf16_top1_agreement']:.1%} of "
                      f"{result['agreement_images']} real images")

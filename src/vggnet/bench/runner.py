@@ -18,6 +18,7 @@ from vggnet.bench.peak import matmul_peak
 from vggnet.bench.workloads import model_kwargs
 from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
+from vggnet.fastpath import fast_path
 from vggnet.models import create_model
 from vggnet.progress import progress_bar
 
@@ -62,7 +63,8 @@ def _summary(results: list[dict], batch: int, flops_per_image: float) -> dict:
             "gflops": round(ips * flops_per_image / 1e9, 1),
             "peak_memory_mb": statistics.median(r["peak_memory_mb"] for r in results),
             "working_memory_mb": working, "working_memory_mb_per_image": round(working / batch, 2),
-            "precision": results[0]["precision"], "threads": results[0]["threads"]}
+            "precision": results[0]["precision"], "channels_last": results[0].get("channels_last", False),
+            "threads": results[0]["threads"]}
 
 
 def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, dev: torch.device) -> dict:
@@ -79,6 +81,7 @@ def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, de
         out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
         if base["working_memory_mb"] > 0:
             out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
+    out["auto_choice"] = fast_path(dev).for_work(out["bench"] == "train").reason  # what precision=auto picks, and why
     return {**out, "device": str(dev), "machine": machine_name(dev), "torch": torch.__version__}
 
 

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.device import autocast, autocast_dtype, resolve_device
+from vggnet.device import autocast, autocast_dtype, resolve_device, use_channels_last
 from vggnet.models import create_model
 from vggnet.models.registry import recipe_keywords
 
@@ -95,10 +95,11 @@ def infer(spec: dict) -> dict:
         def step() -> None:
             with torch.no_grad():
                 model(x)
-        dtype = None
+        dtype, fmt = None, torch.contiguous_format
     else:
-        dtype = autocast_dtype(spec["precision"], device)
-        fmt = torch.channels_last if spec.get("channels_last", True) else torch.contiguous_format
+        dtype = autocast_dtype(spec["precision"], device, training=False)
+        cl = use_channels_last(spec.get("memory_format", "auto"), device, training=False)
+        fmt = torch.channels_last if cl else torch.contiguous_format
         model = model.to(memory_format=fmt)
         x = x.contiguous(memory_format=fmt)
         if spec.get("compile"):
@@ -113,7 +114,8 @@ def infer(spec: dict) -> dict:
     memory = Memory(device)
     memory.start()
     times = _timed(step, spec["warmup"], spec["steps"], device)
-    return {"step_seconds": times, "precision": "bf16" if dtype else "fp32", **memory.report()}
+    return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
+            "channels_last": fmt == torch.channels_last, **memory.report()}
 
 
 def _arrays(spec: dict) -> ImageArrays:
@@ -176,7 +178,7 @@ def train(spec: dict) -> dict:
         loader = torch.utils.data.DataLoader(_PerSample(arrays, pad), batch_size=b, shuffle=True, drop_last=True,
                                              num_workers=spec.get("workers", 2), persistent_workers=False)
         batches = iter(loader)
-        dtype = None
+        dtype, fmt = None, torch.contiguous_format
 
         def step() -> None:
             x, y = next(batches)
@@ -188,7 +190,8 @@ def train(spec: dict) -> dict:
         dtype = autocast_dtype(spec["precision"], device)
         if spec.get("grad_checkpointing"):
             model.set_grad_checkpointing(True)
-        fmt = torch.channels_last if spec.get("channels_last", True) else torch.contiguous_format
+        cl = use_channels_last(spec.get("memory_format", "auto"), device)
+        fmt = torch.channels_last if cl else torch.contiguous_format
         model = model.to(memory_format=fmt)
         optimizer = build_optimizer(model, recipe)
         transform = BatchTransform(mean=MEAN, std=STD, pad_crop=pad, channels_last=fmt == torch.channels_last)
@@ -203,7 +206,8 @@ def train(spec: dict) -> dict:
     memory = Memory(device)
     memory.start()
     times = _timed(step, spec["warmup"], spec["steps"], device)
-    return {"step_seconds": times, "precision": "bf16" if dtype else "fp32", "image_size": s, **memory.report()}
+    return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
+            "channels_last": fmt == torch.channels_last, "image_size": s, **memory.report()}
 
 
 if __name__ == "__main__":

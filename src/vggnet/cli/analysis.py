@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -106,8 +107,9 @@ def summary_command(model: str, image_size: int, batch_size: int, optimizer: str
         for line in render.totals_lines(result, batch_size, optimizer):
             console.print(line, highlight=False)
         console.print("\nassumptions:", highlight=False)
+        width = min(console.width, 100) if not wide else console.width  # prose wraps; tables decide their own width
         for line in render.assumptions(result, batch_size, optimizer):
-            console.print(f"  - {line}", highlight=False)
+            console.print(textwrap.fill(line, width, initial_indent="  - ", subsequent_indent="    "), highlight=False)
     if png:
         path = save_figure(render.trace_figure(result), png)
         click.echo(f"saved {printable_text(str(path))}", err=as_json)

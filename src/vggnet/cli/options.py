@@ -70,7 +70,7 @@ def image_size_option(default: int | None, minimum: int = 1, help_text: str = "I
 
 
 def precision_option(choices: tuple[str, ...] = PRECISIONS, default: str | None = "auto",
-                     help_text: str = "auto: bf16 where it is faster (GPU, CPU with AMX), else fp32.",
+                     help_text: str = "auto: fp32 or bf16, whichever a probe measured faster on this device.",
                      aliases: tuple[str, ...] = ()) -> Callable:
     """``--precision``: the one name for a numeric precision; choices from :mod:`vggnet.names` (no torch)."""
     return click.option("--precision", *aliases, "precision", cls=AliasedOption, hidden_aliases=aliases,

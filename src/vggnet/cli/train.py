@@ -64,8 +64,8 @@ def _overrides(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
 @image_size_option(None, minimum=0, help_text="Training crop side; 0: the data's own size [the recipe's].")
-@precision_option(default=None, help_text="auto: bf16 where it is faster (GPU, CPU with AMX), else fp32 "
-                                          "[the recipe's].")
+@precision_option(default=None, help_text="auto: fp32 or bf16, whichever a probe measured faster on "
+                                          "this device [the recipe's].")
 @grad_checkpointing_option()
 @click.option("--weights", default=None,
               help="Fine-tune from pretrained weights: a known name (vggnet weights list) or a file.")

@@ -31,11 +31,12 @@ from vggnet.data.loader import make_batches
 from vggnet.data.split_record import data_identity, read_split, write_split
 from vggnet.data.summary import files_summary, format_summary, summarize
 from vggnet.data.transforms import BatchTransform
-from vggnet.device import autocast_dtype, resolve_device
+from vggnet.device import autocast_dtype, resolve_device, use_channels_last
 from vggnet.errors import DivergedError
 from vggnet.evaluate.metrics import Predictions, metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
+from vggnet.fastpath import fast_path
 from vggnet.models import create_model, init_from_shallower
 from vggnet.models.registry import check_input_size
 from vggnet.progress import progress_bar
@@ -241,10 +242,11 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         stats = load_weights(model, pretrained, stats)
     if state:
         model.load_state_dict(ckpt.weights)
-    model.to(device, memory_format=torch.channels_last if recipe.channels_last else torch.contiguous_format)
+    channels_last = use_channels_last(recipe.memory_format, device)  # 'auto': measured on this device
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
-    transform = _transform(recipe, stats, splits, size)
+    transform = _transform(recipe, stats, splits, size, channels_last)
     if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
         # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
         model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
@@ -263,13 +265,13 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     return live
 
 
-def _transform(recipe: Recipe, stats: dict, splits: DataSplits, size: int) -> BatchTransform:
+def _transform(recipe: Recipe, stats: dict, splits: DataSplits, size: int, channels_last: bool) -> BatchTransform:
     return BatchTransform(
         mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop,
         flip=recipe.flip and not (recipe.alternate_flip and splits.in_memory),
         pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
         pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
-        channels_last=recipe.channels_last, bgr=stats.get("channels") == "BGR",
+        channels_last=channels_last, bgr=stats.get("channels") == "BGR",
     )
 
 
@@ -309,7 +311,11 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
         "model_kwargs": model_kwargs, "image_size": size, "train_images": len(splits.train),
         "val_images": len(splits.val), "skipped_images": splits.skipped, "data_summary": live.summary,
         "device": str(live.device), "processes": live.dist.world, "torch": torch.__version__, "vggnet": __version__,
+        "precision": "bf16" if live.dtype is not None else "fp32",
+        "channels_last": live.transform.channels_last,
     }
+    if "auto" in (recipe.precision, recipe.memory_format):  # what auto chose here, and the timings behind it
+        live.run_info["fast_path"] = fast_path(live.device).train.reason
     if live.dist.main:
         if split_record is not None:
             write_split(live.run_dir, split_record)

@@ -14,10 +14,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields
 
-from vggnet.device import PRECISIONS
 from vggnet.errors import VggnetError
 from vggnet.models.init import INIT_SCHEMES
 from vggnet.models.vgg import HEADS
+from vggnet.names import MEMORY_FORMATS, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,11 @@ class Recipe:
     pca_colour: float = 0.1  # std of AlexNet's PCA colour shift; 0 turns it off
     normalize_std: bool = False  # False: the paper's mean subtraction only
     pixel_range: int = 1  # 1: pixels on [0, 1] (torchvision); 255: on [0, 255], as Caffe fed the paper's nets
-    precision: str = "auto"  # auto: bf16 autocast where it is faster (GPU, CPU with AMX), else fp32
+    precision: str = "auto"  # auto: what vggnet.fastpath measured fastest on this device (fp32 or bf16 autocast)
     accumulate: int = 1  # micro-batches per step (per process): less memory, the same global batch
     sync_bn: bool = False  # DDP on GPUs: BatchNorm statistics over the global batch, not each share
     grad_checkpointing: bool = False  # recompute each conv block in backward: less memory, ~1/3 more compute
-    channels_last: bool = True
+    memory_format: str = "auto"  # auto: channels_last or contiguous, whichever vggnet.fastpath measured faster
     compile: bool = False
     val_fraction: float = 0.1
     train_images: int = 0  # 0: the whole training split; else a fixed class-balanced subset of this many
@@ -131,6 +131,7 @@ CHOICES: dict[str, tuple[object, ...]] = {
     "optimizer": ("sgd", "adam"),
     "schedule": ("plateau", "onecycle", "cosine", "constant"),
     "precision": PRECISIONS,
+    "memory_format": MEMORY_FORMATS,
     "head": ("auto", *HEADS),
     "init": tuple(INIT_SCHEMES),
     "tta": (0, 1, 2),  # none, + mirror, + mirror and one-pixel shifts

@@ -136,6 +136,8 @@ def resumed_args(run: RunDir, data: str | os.PathLike[str] | None, epochs: int |
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_run["recipe"].items()}
     if "bf16" in saved:  # runs saved before 'precision' replaced the bf16 switch
         saved["precision"] = "bf16" if saved.pop("bf16") else "fp32"
+    if "channels_last" in saved:  # runs saved before 'memory_format' replaced the channels_last switch
+        saved["memory_format"] = "channels_last" if saved.pop("channels_last") else "contiguous"
     try:
         recipe = Recipe(**{**saved, "epochs": epochs or saved["epochs"]})
     except (TypeError, KeyError) as err:
