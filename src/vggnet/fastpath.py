@@ -15,12 +15,13 @@ channels_last (what the probe itself would say on a machine where nothing else w
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
@@ -104,19 +105,22 @@ def fingerprint(device: torch.device) -> str:
     elif device.type == "mps":
         hw = f"mps {platform.machine()}"
     else:
-        hw = f"cpu {_cpu_model()} threads={torch.get_num_threads()} {torch.backends.cpu.get_cpu_capability()}"
+        hw = f"cpu {cpu_model()} threads={torch.get_num_threads()} {torch.backends.cpu.get_cpu_capability()}"
     digest = hashlib.sha256(_cpu_flags().encode()).hexdigest()[:12] if device.type == "cpu" else ""
     return f"{hw} {digest} torch {torch.__version__}".strip()
 
 
+@functools.cache
 def _cpuinfo() -> str:
+    """/proc/cpuinfo, read once per process (empty where there is none)."""
     try:
         return read_regular("/proc/cpuinfo", bound=16 << 20).decode(errors="replace")
     except (OSError, FileRefused):
         return ""
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's model name, as benchmark results and the probe's cache name the machine."""
     for line in _cpuinfo().splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -231,8 +235,3 @@ def fast_path(device: torch.device) -> FastPath:
     _MEMO[key] = found
     return found
 
-
-def as_dict(path: FastPath) -> dict:
-    """For JSON reports (bench, run.json): each choice with its timings and reason."""
-    return {work: {**asdict(choice), "reason": choice.reason}
-            for work, choice in (("infer", path.infer), ("train", path.train))}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from vggnet.bench.peak import matmul_peak
 from vggnet.bench.workloads import model_kwargs
 from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
-from vggnet.fastpath import fast_path
+from vggnet.fastpath import cpu_model, fast_path
 from vggnet.models import create_model
 from vggnet.progress import progress_bar
 
@@ -36,12 +35,7 @@ def machine_name(device: torch.device) -> str:
     """The CPU model and core count, or the GPU name: how results name the machine they ran on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f"{name}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def _alternate(spec: dict, baseline: bool, rounds: int, progress: bool) -> dict[str, list[dict]]:
