@@ -27,6 +27,9 @@ def test_infer_reports_both_sides_and_consistent_ratios():
     assert out["speedup"] == pytest.approx(out["images_per_second"] / out["baseline"]["images_per_second"], rel=0.01)
     assert set(out["matmul_peak_gflops"]) == {"fp32", "bf16"} and 0 <= out["bf16_top1_agreement"] <= 1
     assert out["peak_fraction"] == pytest.approx(out["gflops"] / out["matmul_peak_gflops"][out["precision"]], rel=0.01)
+    # the reported auto choice is the one the vggnet process ran with (here VGGNET_PROBE=off: fp32, channels_last)
+    assert out["channels_last"] and not out["baseline"]["channels_last"]
+    assert out["auto_choice"].startswith(f"{out['precision']}, channels_last")
 
 
 def test_train_runs_the_training_step_and_the_baseline_loader():

@@ -17,7 +17,7 @@ from vggnet.bench.peak import matmul_peak
 from vggnet.bench.workloads import model_kwargs
 from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
-from vggnet.fastpath import cpu_model, fast_path
+from vggnet.fastpath import cpu_model
 from vggnet.models import create_model
 from vggnet.progress import progress_bar
 
@@ -75,7 +75,7 @@ def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, de
         out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
         if base["working_memory_mb"] > 0:
             out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
-    out["auto_choice"] = fast_path(dev).for_work(out["bench"] == "train").reason  # what precision=auto picks, and why
+    out["auto_choice"] = runs["vggnet"][0]["auto_choice"]  # what precision=auto meant in the process that ran
     return {**out, "device": str(dev), "machine": machine_name(dev), "torch": torch.__version__}
 
 

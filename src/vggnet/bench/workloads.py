@@ -18,6 +18,7 @@ from PIL import Image
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.device import autocast, autocast_dtype, resolve_device, use_channels_last
+from vggnet.fastpath import fast_path
 from vggnet.models import create_model
 from vggnet.models.registry import recipe_keywords
 
@@ -115,7 +116,8 @@ def infer(spec: dict) -> dict:
     memory.start()
     times = _timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
-            "channels_last": fmt == torch.channels_last, **memory.report()}
+            "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).infer.reason,
+            **memory.report()}
 
 
 def _arrays(spec: dict) -> ImageArrays:
@@ -207,7 +209,8 @@ def train(spec: dict) -> dict:
     memory.start()
     times = _timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
-            "channels_last": fmt == torch.channels_last, "image_size": s, **memory.report()}
+            "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).train.reason,
+            "image_size": s, **memory.report()}
 
 
 if __name__ == "__main__":
