@@ -41,3 +41,27 @@ def vgg11_file(tmp_path_factory: pytest.TempPathFactory):
     torch.save(create_model("vgg11").state_dict(), path)
     torch.set_rng_state(generator_state)
     return path
+
+
+@pytest.fixture(scope="session")
+def quantized(tmp_path_factory):  # tests/quantize, tests/cli
+    """A vgg11_bn trained on a flat folder (a quarter held out), quantized with 16 training images."""
+    from tests.helpers import colour_folders
+    from vggnet.quantize import quantize_model
+    from vggnet.train.loop import train
+    from vggnet.train.recipes import get_recipe
+
+    root = tmp_path_factory.mktemp("quant")
+    mp = pytest.MonkeyPatch()  # session fixtures start before the autouse ones: set what they would
+    try:
+        mp.setenv("VGGNET_HOME", str(root / "cache"))
+        mp.setenv("VGGNET_PROBE", "off")
+        torch.manual_seed(0)
+        data = colour_folders(root / "colours", per_class=24)
+        recipe = get_recipe("cifar", {"epochs": "3", "batch_size": "16", "lr": "0.01", "val_fraction": "0.25"})
+        train("vgg11_bn", data, recipe, root / "run", progress=False)
+        out = root / "run" / "model-int8.onnx"
+        result = quantize_model(root / "run", data, out, images=16, batch_size=8, progress=False)
+        yield root, data, out, result
+    finally:
+        mp.undo()

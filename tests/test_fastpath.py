@@ -48,7 +48,7 @@ def probing(monkeypatch, tmp_path):
     monkeypatch.setattr(fastpath, "_MEMO", {})
     calls = []
 
-    def fake_probe(device, repeats=5, progress=True):
+    def fake_probe(device, rounds=7, progress=True):
         calls.append(device)
         return {"infer": timings(bf16=0.4, bf16_cl=0.5), "train": timings(fp32_cl=0.7, bf16=1.5, bf16_cl=1.5)}
 
@@ -84,7 +84,7 @@ def test_auto_follows_the_measurement_for_each_kind_of_work(probing) -> None:
         use_channels_last("nhwc", CPU)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "list", "bad-entry", "fifo", "huge"])
+@pytest.mark.parametrize("damage", ["garbage", "list", "bad-entry", "old-version", "fifo", "huge"])
 def test_a_damaged_cache_is_measured_again_never_trusted(probing, tmp_path, damage) -> None:
     cache = tmp_path / "fastpath.json"
     key = fastpath.fingerprint(CPU)
@@ -93,7 +93,9 @@ def test_a_damaged_cache_is_measured_again_never_trusted(probing, tmp_path, dama
     elif damage == "list":
         cache.write_text("[1, 2]")
     elif damage == "bad-entry":  # a hand-edited entry: a zero baseline would divide by zero
-        cache.write_text(json.dumps({key: {"infer": timings(fp32=0), "train": "fast"}}))
+        cache.write_text(json.dumps({key: {"infer": timings(fp32=0), "train": "fast", "version": 2}}))
+    elif damage == "old-version":  # timings from the first, non-interleaved probe: measured again
+        cache.write_text(json.dumps({key: {"infer": timings(bf16=0.1), "train": timings(bf16=0.1)}}))
     elif damage == "fifo":
         os.mkfifo(cache)
     else:
@@ -114,12 +116,49 @@ def test_probe_off_means_fp32_channels_last_unmeasured(monkeypatch) -> None:
 
 def test_the_probe_times_every_variant_for_both_kinds_of_work(monkeypatch) -> None:
     monkeypatch.setattr(fastpath, "_shape", lambda device: (1, 8, 8))
-    measured = fastpath.probe(CPU, repeats=1, progress=False)
-    assert set(measured) == {"infer", "train"}
-    for seconds in measured.values():
+    measured = fastpath.probe(CPU, rounds=2, progress=False)
+    assert set(measured) == {"infer", "train", "noise"}
+    for work in ("infer", "train"):
+        seconds = measured[work]
         assert set(seconds) == {"fp32/nchw", "fp32/channels_last", "bf16/nchw", "bf16/channels_last"}
         assert all(v > 0 for v in seconds.values())
-        decide(seconds)  # whatever this machine measured, a decision comes out
+        assert measured["noise"][work] >= 0
+        decide(seconds, noise=measured["noise"][work])  # whatever this machine measured, a decision comes out
+
+
+def test_a_noisy_machine_needs_a_bigger_win(monkeypatch) -> None:
+    """10% faster wins on a quiet machine (5% margin) but not where fp32 NCHW itself varied by 20%."""
+    seconds = timings(bf16=0.9)
+    assert decide(seconds).precision == "bf16"
+    noisy = decide(seconds, noise=0.2)
+    assert (noisy.precision, noisy.margin) == ("fp32", 0.2) and "a win needs > 20%" in noisy.reason
+    assert decide(seconds, noise=float("nan")).precision == "bf16"  # a damaged noise figure is no noise
+    assert not decide(timings(fp32_cl=1.1), noise=0.3).channels_last  # noise never excuses a slower layout
+
+
+def test_the_probe_interleaves_variants_and_drops_hopeless_ones(monkeypatch) -> None:
+    """Every round times each live variant once, rotating the order; one over 2x the baseline in
+    the first round is not timed again. The spread is measured on fp32 NCHW."""
+    log: list[tuple[str, str]] = []
+    cost = {"fp32/nchw": 1.0, "fp32/channels_last": 0.9, "bf16/nchw": 3.0, "bf16/channels_last": 0.8}
+    now = [0.0]
+
+    def fake_calls(device):
+        def call(work, key):
+            def run():
+                log.append((work, key))
+                now[0] += cost[key] * (1 + 0.1 * (len(log) % 3))  # some noise
+            return run
+        return {(w, k): call(w, k) for w in ("infer", "train") for k in cost}
+
+    monkeypatch.setattr(fastpath, "_calls", fake_calls)
+    monkeypatch.setattr(fastpath.time, "perf_counter", lambda: now[0])
+    measured = fastpath.probe(CPU, rounds=4, progress=False)
+    timed = log[8:]  # after one warm-up call each
+    assert timed.count(("infer", "bf16/nchw")) == 1 and timed.count(("infer", "fp32/nchw")) == 4
+    assert timed[0] != timed[len(cost) * 2]  # the order rotates between rounds
+    assert decide(measured["infer"], noise=measured["noise"]["infer"]).precision in ("fp32", "bf16")
+    assert 0 < measured["noise"]["infer"] < 0.5
 
 
 def test_fast_path_is_a_pair_of_choices() -> None:

@@ -1,4 +1,4 @@
-"""Data flows downhill: configs -> models -> analysis/weights/data -> evaluate -> train -> bench/
+"""Data flows downhill: configs -> models -> analysis/weights/data -> evaluate -> train/quantize -> bench/
 experiments -> cli. This reads every ``import vggnet...`` in the package (module level and inside
 functions) and fails on one that points up the table, so a new shortcut cannot creep in unseen."""
 
@@ -14,12 +14,13 @@ RANK = {
     "errors": 0, "names": 0, "__init__": 0,  # vggnet/__init__: the version string, models imported lazily
     "terminal": 1, "files": 1, "atomic": 1, "progress": 1, "cache": 1, "configs": 1,
     "fastpath": 2, "plotting": 2,
+    "layoutprobe": 2.5,  # the layout measured per network; uses the machine probe's fingerprint and cache
     "device": 3,  # precision=auto asks fastpath
     "models": 4,
     "analysis": 5, "data": 5, "runs": 5,
     "weights": 6,  # reads checkpoints (runs), downloads and the ImageNet class table (data)
     "evaluate": 7, "export": 7,
-    "train": 8,
+    "train": 8, "quantize": 8,  # quantize: export, calibration images and scoring
     "bench": 9,
     "experiments": 10,  # a study's arms are timed with bench's workloads
     "cli": 11, "__main__": 12,

@@ -6,6 +6,7 @@ import torch
 
 from vggnet.errors import VggnetError
 from vggnet.fastpath import fast_path
+from vggnet.layoutprobe import model_layout
 from vggnet.names import MEMORY_FORMATS, PRECISIONS  # torch-free, for the command line
 
 
@@ -19,14 +20,29 @@ def autocast_dtype(precision: str, device: torch.device, training: bool = True) 
     return torch.bfloat16 if precision == "bf16" else None
 
 
-def use_channels_last(memory_format: str, device: torch.device, training: bool = True) -> bool:
-    """Whether to run NHWC for ``memory_format`` ('auto', 'channels_last', 'contiguous'); 'auto' is
-    what :mod:`vggnet.fastpath` measured fastest here."""
+def channels_last_choice(memory_format: str, device: torch.device, training: bool = True,
+                         model: torch.nn.Module | None = None, shape: tuple[int, ...] | None = None,
+                         dtype: torch.dtype | None = None, progress: bool = True) -> tuple[bool, str]:
+    """(whether to run NHWC, why) for ``memory_format`` ('auto', 'channels_last', 'contiguous').
+    'auto' with the ``model`` and its input ``shape`` (C, H, W) is what :mod:`vggnet.layoutprobe`
+    measured faster for that network (in autocast ``dtype``); without them, the machine's probe."""
     if memory_format not in MEMORY_FORMATS:
         raise VggnetError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, got {memory_format!r}")
-    if memory_format == "auto":
-        return fast_path(device).for_work(training).channels_last
-    return memory_format == "channels_last"
+    if memory_format != "auto":
+        return memory_format == "channels_last", f"memory_format={memory_format}"
+    machine = fast_path(device).for_work(training)
+    if model is None or shape is None:
+        return machine.channels_last, machine.reason
+    choice = model_layout(model, shape, device, training=training, dtype=dtype, default=machine.channels_last,
+                          progress=progress)
+    return choice.channels_last, choice.reason
+
+
+def use_channels_last(memory_format: str, device: torch.device, training: bool = True,
+                      model: torch.nn.Module | None = None, shape: tuple[int, ...] | None = None,
+                      dtype: torch.dtype | None = None) -> bool:
+    """Whether to run NHWC: :func:`channels_last_choice` without the reason."""
+    return channels_last_choice(memory_format, device, training, model, shape, dtype)[0]
 
 
 def autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:

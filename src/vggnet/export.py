@@ -99,7 +99,8 @@ def export_model_onnx(net: torch.nn.Module, meta: dict, out: str | os.PathLike[s
         props = {"model": meta["model"], "classes": json.dumps(meta["classes"]), "mean": json.dumps(meta["mean"]),
                  "std": json.dumps(meta["std"]), "channels": meta.get("channels", "RGB"),
                  "image_size": str(size), "test_scale": str(meta.get("test_scale", size)),
-                 "fully_convolutional": str(fully_convolutional).lower()}
+                 "fully_convolutional": str(fully_convolutional).lower(),
+                 "vggnet": json.dumps({**meta, "fully_convolutional": fully_convolutional})}
         onnx.helper.set_model_props(proto, props)
         onnx.save(proto, str(tmp))
     return out

@@ -4,8 +4,9 @@ Which arithmetic is fastest depends on the machine, not on a rule: on a 2-core I
 AMX, oneDNN's bf16 convolutions ran at half the fp32 rate; on a 2-core AMD EPYC (Zen 4, avx512_bf16)
 they ran faster than fp32. So a short probe times a VGG-shaped 3x3 convolution (plus ReLU) in fp32
 and bf16 autocast, NCHW and channels_last, forward only (inference) and forward + backward
-(training), on the device in use, and keeps the fastest of each. An alternative wins only by more
-than :data:`MARGIN` over fp32 NCHW, so noise does not flip the choice.
+(training), on the device in use, interleaved over rounds, and keeps the fastest of each. An
+alternative wins only by more than :data:`MARGIN` over fp32 NCHW, or by more than the spread the
+probe measured where the machine is noisier than that, so noise does not flip the choice.
 
 The result is cached per machine and torch version in ``$VGGNET_HOME/fastpath.json``, so the probe
 runs once (about two seconds on 2 CPU cores). ``VGGNET_PROBE=off`` skips it: auto then means fp32,
@@ -15,11 +16,14 @@ channels_last (what the probe itself would say on a machine where nothing else w
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
+import math
 import os
 import platform
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -34,6 +38,7 @@ from vggnet.progress import progress_bar
 PROBE_ENV = "VGGNET_PROBE"
 MARGIN = 0.05
 """How much faster (as a fraction of the fp32 NCHW time) another variant must be to be chosen."""
+PROBE_VERSION = 2  # 2: interleaved rounds and a measured noise margin; older entries are measured again
 CACHE_FILE = "fastpath.json"
 CACHE_BOUND = 1 << 20  # the cache holds a few machines' entries; a larger file is not ours
 VARIANTS = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))  # (precision, channels_last)
@@ -47,6 +52,7 @@ class Choice:
     channels_last: bool
     seconds: dict[str, float]  # 'fp32/nchw' ... 'bf16/channels_last' -> the probe's median time
     source: str  # 'probe' (measured now), 'cache' (measured before, on this machine) or 'default'
+    margin: float = MARGIN  # how much faster than fp32 NCHW a variant had to be: MARGIN or the noise
 
     @property
     def reason(self) -> str:
@@ -57,7 +63,8 @@ class Choice:
         mine = self.seconds[_key(self.precision, self.channels_last)]
         others = ", ".join(f"{k} {base / v:.2f}x" for k, v in self.seconds.items() if k != _key("fp32", False))
         return (f"{self.precision}, {_layout(self.channels_last)}: {base / mine:.2f}x fp32 NCHW "
-                f"(measured{' before' if self.source == 'cache' else ''}: {others})")
+                f"(measured{' before' if self.source == 'cache' else ''}: {others}; "
+                f"a win needs > {self.margin:.0%})")
 
 
 @dataclass(frozen=True)
@@ -79,21 +86,24 @@ def _key(precision: str, channels_last: bool) -> str:
     return f"{precision}/{'channels_last' if channels_last else 'nchw'}"
 
 
-def decide(seconds: dict[str, float], source: str = "probe") -> Choice:
+def decide(seconds: dict[str, float], source: str = "probe", noise: float = 0.0) -> Choice:
     """The fastest variant in ``seconds`` (keys as :func:`_key` writes them); fp32 NCHW unless
-    another is faster by more than :data:`MARGIN`. Pure: the probe's timings in, the choice out."""
+    another is faster by more than the margin: :data:`MARGIN`, or the measured ``noise`` (how
+    uncertain fp32 NCHW's median is) where that is larger. fp32 channels_last, the usual default,
+    is kept unless it is slower than NCHW by more than :data:`MARGIN`. Pure: timings in, choice out."""
+    margin = max(MARGIN, noise if isinstance(noise, (int, float)) and noise == noise else 0.0)
     base_key = _key("fp32", False)
     if base_key not in seconds or any(not (v > 0) for v in seconds.values()):
         raise VggnetError(f"fast-path timings need a positive {base_key} entry, got {seconds}")
     best = min(seconds, key=seconds.__getitem__)
-    if seconds[best] >= seconds[base_key] * (1 - MARGIN):
+    if seconds[best] >= seconds[base_key] * (1 - margin):
         best = base_key
         # channels_last alone at fp32 is the usual default; keep it unless it is slower beyond the margin
         cl = _key("fp32", True)
-        if cl in seconds and seconds[cl] <= seconds[base_key] * (1 + MARGIN):
+        if cl in seconds and seconds[cl] <= seconds[base_key] * (1 + MARGIN):  # noise never excuses a loss
             best = cl
     precision, layout = best.split("/")
-    return Choice(precision, layout == "channels_last", dict(seconds), source)
+    return Choice(precision, layout == "channels_last", dict(seconds), source, margin)
 
 
 def fingerprint(device: torch.device) -> str:
@@ -134,28 +144,25 @@ def _cpu_flags() -> str:
     return ""
 
 
+def cpu_flags() -> frozenset[str]:
+    """The processor's feature flags (``avx512_vnni``, ``amx_int8``, ...); empty where unknown."""
+    return frozenset(_cpu_flags().split())
+
+
 def _shape(device: torch.device) -> tuple[int, int, int]:
     """(batch, channels, side) of the probe: VGG's conv3 block on a CPU, a larger slice on a GPU."""
     return (64, 256, 56) if device.type == "cuda" else (4, 128, 56)
 
 
-def _time(fn, device: torch.device, repeats: int, give_up: float = float("inf")) -> float:
-    """Median seconds of ``fn()`` after one warm-up call; a variant whose first timed call already
-    takes over ``give_up`` seconds cannot win and is not timed again (the probe stays short where
-    one precision is several times slower)."""
+def time_once(fn, device: torch.device) -> float:
+    """Seconds of one call of ``fn``, the GPU synchronised on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
     fn()
-    times: list[float] = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-        if times[0] > give_up:
-            break
-    return sorted(times)[len(times) // 2]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 
 def _work(conv: torch.nn.Module, x: torch.Tensor, bf16: bool):
@@ -177,27 +184,68 @@ def _work(conv: torch.nn.Module, x: torch.Tensor, bf16: bool):
     return forward, step
 
 
-def probe(device: torch.device, repeats: int = 5, progress: bool = True) -> dict[str, dict[str, float]]:
-    """Time each variant's forward and forward + backward: ``{"infer": {...}, "train": {...}}``."""
+def _calls(device: torch.device) -> dict[tuple[str, str], object]:
+    """(work, variant) -> the call to time; each variant has its own copy of the convolution."""
     batch, channels, side = _shape(device)
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device)
-    timings: dict[str, dict[str, float]] = {"infer": {}, "train": {}}
+    calls = {}
+    for precision, channels_last in VARIANTS:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        mine = copy.deepcopy(conv).to(memory_format=fmt)
+        x = torch.randn(batch, channels, side, side, device=device).contiguous(memory_format=fmt)
+        forward, step = _work(mine, x, precision == "bf16")
+        calls[("infer", _key(precision, channels_last))] = forward
+        calls[("train", _key(precision, channels_last))] = step
+    return calls
+
+
+def _spread(times: list[float]) -> float:
+    """How uncertain a median of ``times`` is, as a fraction of it: their interquartile range over
+    the median, divided by the square root of their number (medians of more rounds vary less)."""
+    if len(times) < 4:
+        return 0.0
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return (q3 - q1) / median / math.sqrt(len(times))
+
+
+def probe(device: torch.device, rounds: int = 7, progress: bool = True) -> dict[str, dict[str, float]]:
+    """Time each variant's forward and forward + backward: ``{"infer": {...}, "train": {...},
+    "noise": {"infer": f, "train": f}}`` (medians in seconds; noise: how uncertain fp32 NCHW's median
+    is, :func:`_spread`).
+
+    The variants are interleaved: each round times every one once, in an order that rotates, so a
+    slow spell on a shared machine falls on all of them alike rather than on whichever ran then. A
+    variant over twice as slow as fp32 NCHW in the first round cannot win and is not timed again.
+    """
+    calls = _calls(device)
     base = _key("fp32", False)
-    with progress_bar(f"measuring the fastest precision on {device.type} (once)", 2 * len(VARIANTS),
-                      enabled=progress, unit="runs") as bar:
-        for precision, channels_last in VARIANTS:  # fp32 NCHW first: the others are cut short against it
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
-            conv = conv.to(memory_format=fmt)
-            x = torch.randn(batch, channels, side, side, device=device).contiguous(memory_format=fmt)
-            forward, step = _work(conv, x, precision == "bf16")
-            for work, fn in (("infer", forward), ("train", step)):
-                give_up = 2 * timings[work][base] if base in timings[work] else float("inf")
-                timings[work][_key(precision, channels_last)] = _time(fn, device, repeats, give_up)
-                bar.advance()
-    return timings
+    with progress_bar(f"measuring the fastest precision on {device.type} (once)", rounds + 1,
+                      enabled=progress, unit="rounds") as bar:
+        for fn in calls.values():  # warm-up: oneDNN builds its kernels on the first call
+            fn()
+        bar.advance()
+        times: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
+        order = list(calls)
+        for r in range(rounds):
+            for item in order[r % len(order):] + order[:r % len(order)]:
+                times[item].append(time_once(calls[item], device))
+            if r == 0:  # hopeless variants drop out, keeping their one time
+                order = [(work, key) for work, key in order if times[(work, key)][0] <= 2 * times[(work, base)][0]]
+            bar.advance()
+    result: dict[str, dict[str, float]] = {"infer": {}, "train": {}, "noise": {}}
+    for (work, key), seen in times.items():
+        result[work][key] = sorted(seen)[len(seen) // 2]
+    for work in ("infer", "train"):
+        result["noise"][work] = round(_spread(times[(work, base)]), 4)
+    return result
 
 
-def _read_cache() -> dict:
+def probe_disabled() -> bool:
+    """``VGGNET_PROBE=off`` (or 0, no, false): nothing is measured; auto takes the defaults."""
+    return os.environ.get(PROBE_ENV, "").strip().lower() in ("off", "0", "no", "false")
+
+
+def read_cache() -> dict:
     path = cache_dir(CACHE_FILE)
     try:
         entries = json.loads(read_regular(path, bound=CACHE_BOUND))
@@ -208,28 +256,41 @@ def _read_cache() -> dict:
 
 def _from_entry(entry: object) -> FastPath | None:
     try:
-        return FastPath(decide(entry["infer"], "cache"), decide(entry["train"], "cache"))  # type: ignore[index]
-    except (KeyError, TypeError, VggnetError):
+        if entry.get("version") != PROBE_VERSION:  # type: ignore[union-attr]
+            return None
+        noise = entry.get("noise") or {}  # type: ignore[union-attr]
+        return FastPath(decide(entry["infer"], "cache", noise.get("infer", 0.0)),  # type: ignore[index]
+                        decide(entry["train"], "cache", noise.get("train", 0.0)))  # type: ignore[index]
+    except (KeyError, TypeError, AttributeError, VggnetError):  # not an entry this version wrote
         return None
 
 
 _MEMO: dict[str, FastPath] = {}
 
 
+def adopt(device: torch.device, path: FastPath) -> None:
+    """Use ``path`` for ``device`` in this process from now on (a DDP rank taking rank 0's choice)."""
+    if not isinstance(path, FastPath):
+        raise VggnetError(f"a fast path is a FastPath, got {type(path).__name__}")
+    _MEMO[fingerprint(device)] = path
+
+
 def fast_path(device: torch.device) -> FastPath:
     """The choices for ``device``: from memory, the cache, or a probe now (then cached)."""
-    if os.environ.get(PROBE_ENV, "").strip().lower() in ("off", "0", "no", "false"):
+    if probe_disabled():
         choice = Choice("fp32", True, {}, "default")
         return FastPath(choice, choice)
     key = fingerprint(device)
     if key in _MEMO:
         return _MEMO[key]
-    entries = _read_cache()
+    entries = read_cache()
     found = _from_entry(entries.get(key))
     if found is None:
         timings = probe(device)
-        found = FastPath(decide(timings["infer"]), decide(timings["train"]))
-        entries[key] = {"infer": timings["infer"], "train": timings["train"], "measured": time.strftime("%Y-%m-%d")}
+        noise = timings.get("noise", {})
+        found = FastPath(decide(timings["infer"], noise=noise.get("infer", 0.0)),
+                         decide(timings["train"], noise=noise.get("train", 0.0)))
+        entries[key] = {**timings, "version": PROBE_VERSION, "measured": time.strftime("%Y-%m-%d")}
         with contextlib.suppress(OSError, VggnetError):  # a read-only home: the choice holds for this process
             atomic_write_text(cache_dir(CACHE_FILE), json.dumps(entries, indent=1, sort_keys=True))
     _MEMO[key] = found

@@ -14,3 +14,4 @@ RECIPE_NAMES = ("paper", "adam", "cifar", "cifar-fast")  # vggnet.train.recipes.
 HEAD_NAMES = ("imagenet", "small", "linear")  # vggnet.models.vgg.HEADS
 PROTOCOL_NAMES = ("center", "dense", "multi-crop", "dense+multi-crop")  # vggnet.evaluate.protocol.PROTOCOLS
 EXPORT_FORMATS = ("onnx",)  # vggnet.export.FORMATS
+CALIBRATION_IMAGES = 256  # vggnet.quantize.static.DEFAULT_IMAGES: int8 ranges settle within a few hundred

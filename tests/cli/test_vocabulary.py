@@ -92,12 +92,14 @@ def test_torch_free_names_match_their_sources() -> None:
     from vggnet.evaluate.protocol import PROTOCOLS
     from vggnet.export import FORMATS
     from vggnet.models.vgg import HEADS
+    from vggnet.quantize.static import DEFAULT_IMAGES
     from vggnet.train.recipes import CHOICES, RECIPES
 
     assert tuple(RECIPES) == names.RECIPE_NAMES
     assert tuple(HEADS) == names.HEAD_NAMES
     assert tuple(PROTOCOLS) == names.PROTOCOL_NAMES
     assert tuple(FORMATS) == names.EXPORT_FORMATS
+    assert DEFAULT_IMAGES == names.CALIBRATION_IMAGES
     assert PRECISIONS == names.PRECISIONS == CHOICES["precision"]
 
 

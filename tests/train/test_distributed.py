@@ -105,3 +105,23 @@ def test_a_batch_that_does_not_split_and_sync_bn_on_cpu_are_refused():
                    sync_bn=True)
     single = create_model("vgg11", head="linear", num_classes=3)
     assert wrap_model(single, DistInfo(), torch.device("cpu"), sync_bn=True) is single  # one process: unchanged
+
+
+def test_every_rank_takes_rank_0s_fast_path_without_probing(monkeypatch, tmp_path):
+    """On a cold cache only rank 0 measures; another rank adopts what it broadcasts."""
+    from vggnet import fastpath
+    from vggnet.train import distributed
+
+    monkeypatch.delenv("VGGNET_PROBE", raising=False)
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path))
+    monkeypatch.setattr(fastpath, "_MEMO", {})
+    monkeypatch.setattr(fastpath, "probe", lambda *a, **k: pytest.fail("a rank other than 0 probed"))
+    chosen = fastpath.FastPath(fastpath.Choice("bf16", False, {}, "probe"), fastpath.Choice("fp32", True, {}, "probe"))
+    sent = []
+    monkeypatch.setattr(distributed, "from_main", lambda info, obj: sent.append(obj) or chosen)
+    cpu = torch.device("cpu")
+    distributed.agree_on_fast_path(distributed.DistInfo(rank=1, world=2), cpu)
+    assert sent == [None]  # rank 1 sent nothing, measured nothing
+    assert fastpath.fast_path(cpu) is chosen
+    with pytest.raises(VggnetError, match="a fast path is a FastPath"):
+        fastpath.adopt(cpu, {"precision": "bf16"})

@@ -158,10 +158,19 @@ def test_run_json_records_what_auto_chose(colours, tmp_path, monkeypatch):
     monkeypatch.setattr(fastpath, "probe", lambda device, **kw: {
         "infer": {"fp32/nchw": 1.0, "fp32/channels_last": 1.0, "bf16/nchw": 0.5, "bf16/channels_last": 0.5},
         "train": {"fp32/nchw": 1.0, "fp32/channels_last": 2.0, "bf16/nchw": 0.5, "bf16/channels_last": 2.0}})
+    from vggnet import layoutprobe
+
+    measured = []
+    monkeypatch.setattr(layoutprobe, "_MEMO", {})
+    monkeypatch.setattr(layoutprobe, "measure", lambda model, shape, device, training, dtype, **kw: measured.append(
+        (type(model).__name__, shape, training, dtype)) or {"nchw": 1.0, "channels_last": 1.5})
     _run(colours, tmp_path / "run", epochs=1, precision="auto")
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["precision"] == "bf16" and info["channels_last"] is False  # training's choice, not inference's
     assert info["fast_path"].startswith("bf16, NCHW: 2.00x fp32 NCHW")
+    # the layout is measured on the network being trained, at its input size, in its precision
+    assert measured == [("VGG", (3, 32, 32), True, torch.bfloat16)]
+    assert info["memory_layout"].startswith("NCHW for this network: channels_last 0.67x NCHW")
 
 
 def test_cifar_fast_trains_its_own_network_with_a_fitted_stem_and_tta(colours, tmp_path):

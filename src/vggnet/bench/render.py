@@ -45,7 +45,7 @@ def _title(result: dict) -> str:
 def _rows(result: dict) -> list[tuple[str, str, str, str]]:
     """(figure, vggnet, baseline, vggnet / baseline) per line of the table."""
     base = result.get("baseline") or {}
-    peaks = result.get("matmul_peak_gflops", {})
+    peaks = result.get("peak_gflops", result.get("matmul_peak_gflops", {}))
 
     def both(key: str, digits: int = 1) -> tuple[str, str]:
         return _num(result.get(key), digits), _num(base.get(key), digits)
@@ -56,7 +56,7 @@ def _rows(result: dict) -> list[tuple[str, str, str, str]]:
     return [
         ("images/s", *both("images_per_second", 2), ratio("speedup")),
         ("achieved GFLOPS", *both("gflops"), ""),
-        ("share of matmul peak", _share(result["gflops"], peaks, result["precision"]),
+        ("share of peak", _share(result["gflops"], peaks, result["precision"]),
          _share(base["gflops"], peaks, base["precision"]) if base else "", ""),
         ("precision", result["precision"], base.get("precision", ""), ""),
         ("memory format", _layout(result), _layout(base) if base else "", ""),
@@ -89,11 +89,17 @@ def bench_notes(result: dict) -> list[str]:
         notes.append("ratio: vggnet / baseline")
     notes += [printable_text(f"{result['machine']} ({result['device']}), torch {result['torch']}"),
               "matmul peak GFLOPS: " + ", ".join(f"{k} {v:,.1f}" for k, v in peaks.items())]
+    if "conv_peak_gflops" in result:
+        notes.append("conv3 peak GFLOPS: " + ", ".join(f"{k} {v:,.1f}" for k, v in result["conv_peak_gflops"].items())
+                     + "; shares: of the higher peak")
     if "auto_choice" in result:
         notes.append(printable_text(f"precision=auto here: {result['auto_choice']}"))
-    if "bf16_top1_agreement" in result:
-        notes.append(f"bf16 top-1 agrees with fp32 on {result['bf16_top1_agreement']:.1%} of "
-                     f"{result['agreement_images']} real images")
+    if "layout_choice" in result:
+        notes.append(printable_text(f"memory_format=auto: {result['layout_choice']}"))
+    for precision in ("bf16", "int8"):
+        if f"{precision}_top1_agreement" in result:
+            notes.append(f"{precision} top-1 agrees with fp32 on {result[f'{precision}_top1_agreement']:.1%} of "
+                         f"{result['agreement_images']} real images")
     return notes
 
 

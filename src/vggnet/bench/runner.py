@@ -8,12 +8,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from vggnet.analysis.trace import trace
-from vggnet.bench.peak import matmul_peak
+from vggnet.bench.peak import conv_peak, matmul_peak
 from vggnet.bench.workloads import model_kwargs
 from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
@@ -64,8 +65,15 @@ def _summary(results: list[dict], batch: int, flops_per_image: float) -> dict:
 def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, dev: torch.device) -> dict:
     """Add vggnet's figures, the measured matmul peaks and fractions, the baseline and the ratios."""
     out |= _summary(runs["vggnet"], batch, flops)
-    peaks = {"fp32": round(matmul_peak(torch.float32, dev), 1), "bf16": round(matmul_peak(torch.bfloat16, dev), 1)}
-    out["matmul_peak_gflops"] = peaks
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    out["matmul_peak_gflops"] = {k: round(matmul_peak(d, dev), 1) for k, d in dtypes.items()}
+    out["conv_peak_gflops"] = {k: round(conv_peak(d, dev), 1) for k, d in dtypes.items()}
+    if out["precision"] == "int8":
+        from vggnet.bench.int8 import int8_conv_peak
+
+        out["conv_peak_gflops"]["int8"] = round(int8_conv_peak(), 1)
+    peaks = {k: max(v, out["matmul_peak_gflops"].get(k, 0.0)) for k, v in out["conv_peak_gflops"].items()}
+    out["peak_gflops"] = peaks  # the higher of the two shapes of work, per precision
     # fractions to 4 significant digits: a tiny model on a GPU uses well under 0.1% of its peak
     out["peak_fraction"] = float(f"{out['gflops'] / peaks[out['precision']]:.4g}")  # of the precision used
     out["bf16_peak_fraction"] = float(f"{out['gflops'] / peaks['bf16']:.4g}")
@@ -75,24 +83,29 @@ def _finish(out: dict, runs: dict[str, list[dict]], batch: int, flops: float, de
         out["speedup"] = round(out["images_per_second"] / base["images_per_second"], 3)
         if base["working_memory_mb"] > 0:
             out["memory_ratio"] = round(out["working_memory_mb"] / base["working_memory_mb"], 3)
-    out["auto_choice"] = runs["vggnet"][0]["auto_choice"]  # what precision=auto meant in the process that ran
+    for key in ("auto_choice", "layout_choice"):  # what auto meant in the process that ran (not for int8)
+        if key in runs["vggnet"][0]:
+            out[key] = runs["vggnet"][0][key]
     return {**out, "device": str(dev), "machine": machine_name(dev), "torch": torch.__version__}
 
 
-def _agreement(model_name: str, size: int, n: int, device: torch.device) -> float:
-    """Share of real images (the embedded CIFAR-10 sample, resized) whose top-1 class is the same
-    in bf16 autocast as in fp32."""
-    from vggnet.data.datasets import load_data
+def _agreement(model_name: str, size: int, n: int, device: torch.device, int8: str | None = None) -> float:
+    """Share of real images (the embedded CIFAR-10 sample's held-out photos, resized) whose top-1
+    class is the same in fp32 as in bf16 autocast, or as in the int8 file ``int8``."""
+    from vggnet.bench.int8 import real_images
 
-    images = load_data("sample", progress=False).val.images[:n]  # held-out real photos, not noise
-    x = F.interpolate(images.float().div(255), size=(size, size), mode="bilinear", align_corners=False)
-    x = ((x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)).to(device)
+    x = real_images("val", n, size).to(device)  # held-out real photos, not noise
     torch.manual_seed(0)
     model = create_model(model_name, **model_kwargs(model_name, size)).eval().to(device)
+    runs: list[tuple[torch.nn.Module, torch.dtype | None]] = [(model, None), (model, torch.bfloat16)]
+    if int8 is not None:
+        from vggnet.weights.onnx_model import OnnxClassifier
+
+        runs[1] = (OnnxClassifier(Path(int8).read_bytes()), None)
     top = []
-    for dtype in (None, torch.bfloat16):
+    for net, dtype in runs:
         with torch.inference_mode(), autocast(device.type, dtype):
-            top.append(torch.cat([model(x[i:i + 16]).float().argmax(1) for i in range(0, len(x), 16)]))
+            top.append(torch.cat([net(x[i:i + 16]).float().argmax(1) for i in range(0, len(x), 16)]))
     return float((top[0] == top[1]).float().mean())
 
 
@@ -101,17 +114,31 @@ def bench_infer(model: str, batch_size: int = 8, image_size: int = 224, *, preci
                 steps: int = 5, warmup: int = 2,
                 device: str | None = None, agreement: int = 64, progress: bool = True) -> dict:
     """Forward-pass throughput of ``model``; with ``baseline`` also plain eager fp32 NCHW and the ratio."""
+    if precision == "int8":  # onnxruntime on the CPU, whatever device torch would pick
+        if compile or (device is not None and torch.device(device).type != "cpu"):
+            raise VggnetError("--precision int8 runs in onnxruntime on the CPU: no --compile, and --device cpu")
+        from vggnet.export import require
+
+        for module in ("onnx", "onnxscript", "onnxruntime"):
+            require(module)
+        device = "cpu"
     dev = resolve_device(device)
     flops = 2 * trace(model, image_size, **model_kwargs(model, image_size)).macs
     spec = {"kind": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
             "precision": precision, "compile": compile, "compile_mode": compile_mode, "steps": steps,
             "warmup": warmup, "device": str(dev)}
-    runs = _alternate(spec, baseline, rounds, progress)
-    out = {"bench": "infer", "model": model, "batch_size": batch_size, "image_size": image_size, "compile": compile,
-           "compile_mode": compile_mode, "rounds": rounds, "steps": steps}
-    if agreement:
-        out["bf16_top1_agreement"] = round(_agreement(model, image_size, agreement, dev), 4)
-        out["agreement_images"] = agreement
+    with tempfile.TemporaryDirectory(prefix="vggnet-bench-") as tmp:
+        if precision == "int8":
+            from vggnet.bench.int8 import quantized_model
+
+            spec["onnx"] = str(quantized_model(model, image_size, Path(tmp))[0])
+        runs = _alternate(spec, baseline, rounds, progress)
+        out = {"bench": "infer", "model": model, "batch_size": batch_size, "image_size": image_size,
+               "compile": compile, "compile_mode": compile_mode, "rounds": rounds, "steps": steps}
+        if agreement:
+            key = "int8_top1_agreement" if precision == "int8" else "bf16_top1_agreement"
+            out[key] = round(_agreement(model, image_size, agreement, dev, spec.get("onnx")), 4)
+            out["agreement_images"] = agreement
     return _finish(out, runs, batch_size, flops, dev)
 
 

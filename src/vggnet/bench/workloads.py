@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from vggnet.data.arrays import ImageArrays
-from vggnet.device import autocast, autocast_dtype, resolve_device, use_channels_last
+from vggnet.device import autocast, autocast_dtype, channels_last_choice, resolve_device
 from vggnet.fastpath import fast_path
 from vggnet.models import create_model
 from vggnet.models.registry import recipe_keywords
@@ -30,8 +30,26 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def _reset_peak() -> None:
+    """Linux (4.0+): writing 5 to clear_refs resets this process's peak resident set to its current one."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's own peak resident set. Not ``ru_maxrss``: Linux carries that over from the
+    parent across fork and exec, so a child of a large parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, the best there is
 
 
 class Memory:
@@ -46,6 +64,7 @@ class Memory:
             torch.cuda.reset_peak_memory_stats()
             self.base = torch.cuda.memory_allocated() / 2**20
         else:
+            _reset_peak()  # setup's peak (a layout probe's copy of the model) is not the benchmark's
             self.base = _rss_mb()
 
     def report(self) -> dict[str, float]:
@@ -85,9 +104,27 @@ def _compiled(model: torch.nn.Module, spec: dict) -> torch.nn.Module:
     return torch.compile(model, mode=None if mode == "default" else mode)
 
 
+def _infer_onnx(spec: dict) -> dict:
+    """--precision int8: the quantized file in onnxruntime; no PyTorch model is built in this process,
+    so the peak memory is the int8 model's own."""
+    from pathlib import Path
+
+    from vggnet.weights.onnx_model import OnnxClassifier
+
+    b, s = spec["batch_size"], spec["image_size"]
+    net = OnnxClassifier(Path(spec["onnx"]).read_bytes())
+    x = torch.randn(b, 3, s, s)
+    memory = Memory(torch.device("cpu"))
+    memory.start()
+    times = _timed(lambda: net(x), spec["warmup"], spec["steps"], torch.device("cpu"))
+    return {"step_seconds": times, "precision": "int8", "channels_last": False, **memory.report()}
+
+
 def infer(spec: dict) -> dict:
     """Forward passes on random inputs. vggnet: inference_mode, channels_last, autocast where it
     pays, optional torch.compile. Baseline: eager fp32 NCHW under no_grad."""
+    if spec.get("onnx") and spec["side"] == "vggnet":
+        return _infer_onnx(spec)
     device = resolve_device(spec.get("device"))
     b, s = spec["batch_size"], spec["image_size"]
     model = create_model(spec["model"], **model_kwargs(spec["model"], s)).eval().to(device)
@@ -96,10 +133,11 @@ def infer(spec: dict) -> dict:
         def step() -> None:
             with torch.no_grad():
                 model(x)
-        dtype, fmt = None, torch.contiguous_format
+        dtype, fmt, layout = None, torch.contiguous_format, None
     else:
         dtype = autocast_dtype(spec["precision"], device, training=False)
-        cl = use_channels_last(spec.get("memory_format", "auto"), device, training=False)
+        cl, layout = channels_last_choice(spec.get("memory_format", "auto"), device, training=False, model=model,
+                                          shape=(3, s, s), dtype=dtype, progress=False)
         fmt = torch.channels_last if cl else torch.contiguous_format
         model = model.to(memory_format=fmt)
         x = x.contiguous(memory_format=fmt)
@@ -117,7 +155,7 @@ def infer(spec: dict) -> dict:
     times = _timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
             "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).infer.reason,
-            **memory.report()}
+            **({"layout_choice": layout} if layout else {}), **memory.report()}
 
 
 def _arrays(spec: dict) -> ImageArrays:
@@ -180,7 +218,7 @@ def train(spec: dict) -> dict:
         loader = torch.utils.data.DataLoader(_PerSample(arrays, pad), batch_size=b, shuffle=True, drop_last=True,
                                              num_workers=spec.get("workers", 2), persistent_workers=False)
         batches = iter(loader)
-        dtype, fmt = None, torch.contiguous_format
+        dtype, fmt, layout = None, torch.contiguous_format, None
 
         def step() -> None:
             x, y = next(batches)
@@ -190,9 +228,10 @@ def train(spec: dict) -> dict:
             optimizer.step()
     else:
         dtype = autocast_dtype(spec["precision"], device)
+        cl, layout = channels_last_choice(spec.get("memory_format", "auto"), device, model=model, shape=(3, s, s),
+                                          dtype=dtype, progress=False)
         if spec.get("grad_checkpointing"):
             model.set_grad_checkpointing(True)
-        cl = use_channels_last(spec.get("memory_format", "auto"), device)
         fmt = torch.channels_last if cl else torch.contiguous_format
         model = model.to(memory_format=fmt)
         optimizer = build_optimizer(model, recipe)
@@ -210,7 +249,7 @@ def train(spec: dict) -> dict:
     times = _timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
             "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).train.reason,
-            "image_size": s, **memory.report()}
+            **({"layout_choice": layout} if layout else {}), "image_size": s, **memory.report()}
 
 
 if __name__ == "__main__":

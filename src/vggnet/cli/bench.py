@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import click
@@ -14,12 +15,18 @@ from vggnet.cli.options import (
     image_size_option,
     precision_option,
 )
+from vggnet.names import PRECISIONS
+
+INFER_PRECISIONS = (*PRECISIONS, "int8")
+INT8_HELP = ("auto: fp32 or bf16, whichever a probe measured faster on this device; int8: the model quantized by "
+             "onnxruntime (calibrated on sample images, as `vggnet quantize` does) and run there.")
 
 
-def _common(f):
+def _common(f, precisions: tuple[str, ...] = PRECISIONS, help_text: str | None = None):
+    extra = {"help_text": help_text} if help_text else {}
     for option in reversed([
         click.option("--model", default="vgg16", show_default=True),
-        precision_option(),
+        precision_option(precisions, **extra),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the model."),
         click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
                      default="default", show_default=True,
@@ -60,12 +67,12 @@ def bench_group() -> None:
 
 
 @bench_group.command("infer")
-@_common
+@functools.partial(_common, precisions=INFER_PRECISIONS, help_text=INT8_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @image_size_option(224, minimum=32)
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--agreement", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Real images on which to compare bf16 and fp32 top-1 (0: skip).")
+              help="Real images on which to compare top-1 at the precision used with fp32 (0: skip).")
 def infer_command(model, precision, compile_, compile_mode, baseline, rounds, device, quiet, batch_size, image_size,
                   steps, agreement) -> None:
     """Forward passes; the baseline is eager fp32 NCHW under no_grad."""

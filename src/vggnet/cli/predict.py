@@ -32,7 +32,8 @@ def _expand(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
 @click.argument("images", nargs=-1, required=True, callback=_expand, type=click.Path(exists=True))
 @click.option("--checkpoint", type=click.Path(exists=True), default=None, help="A run dir, epoch dir or .safetensors.")
 @click.option("--weights", default=None,
-              help="A known name (see `vggnet weights list`) or a weight file: .pth, .safetensors, Keras .h5.")
+              help="A known name (see `vggnet weights list`) or a weight file: .pth, .safetensors, Keras .h5, "
+                   "or an .onnx written by export or quantize (int8).")
 @click.option("--model", default=None, help="The network, only where the weight file does not say (e.g. vgg16).")
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,

@@ -148,7 +148,8 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 
 @cli.command("evaluate")
 @click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(exists=True),
-              help="Run dir, epoch dir or .safetensors; repeat for an ensemble (posteriors averaged).")
+              help="Run dir, epoch dir, .safetensors, or an .onnx from export/quantize (int8); repeat for an "
+                   "ensemble (posteriors averaged).")
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["val", "test", "all"]), default=None,
               help="[val: on the data a run trained on, exactly the images it held out; 'all' on a flat folder "

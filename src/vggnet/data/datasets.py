@@ -86,7 +86,7 @@ def held_key(name: str) -> str:
     return "/".join(name.split("/")[-2:])
 
 
-def _subset(split: Split, index: torch.Tensor | list[int]) -> Split:
+def subset_of(split: Split, index: torch.Tensor | list[int]) -> Split:
     index = torch.as_tensor(index, dtype=torch.int64)
     return split.subset(index) if isinstance(split, ImageArrays) else split.subset(index.tolist())
 
@@ -97,7 +97,7 @@ def take_balanced(split: Split, n: int, seed: int) -> Split:
     if n <= 0 or n >= len(split):
         return split
     _, keep = stratified_split(labels_of(split), n / len(split), seed)
-    return _subset(split, keep.sort().values)
+    return subset_of(split, keep.sort().values)
 
 
 def split_off(pool: Split, val_fraction: float, seed: int,
@@ -106,12 +106,12 @@ def split_off(pool: Split, val_fraction: float, seed: int,
     else a seeded, class-balanced ``val_fraction``."""
     if held_out is None:
         train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
-        return _subset(pool, train_idx), _subset(pool, val_idx)
+        return subset_of(pool, train_idx), subset_of(pool, val_idx)
     held = {held_key(n) for n in held_out}
     keys = [held_key(n) for n in names_of(pool)]
     val_idx = [i for i, k in enumerate(keys) if k in held]
     train_idx = [i for i, k in enumerate(keys) if k not in held]
-    return _subset(pool, train_idx), _subset(pool, val_idx)
+    return subset_of(pool, train_idx), subset_of(pool, val_idx)
 
 
 def sample_archive() -> Path:

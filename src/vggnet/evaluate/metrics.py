@@ -86,7 +86,7 @@ def predict(
     batches dropped as undecodable (their ``skipped``) are counted."""
     model.eval()
     scores = Accumulator(k)
-    device = next(model.parameters()).device
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))  # an ONNX model has none
     for images, y in batches:
         images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device.type, dtype):

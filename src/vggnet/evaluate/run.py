@@ -26,7 +26,7 @@ log = logging.getLogger("vggnet")
 SPLITS = ("val", "test", "all")
 
 
-def _held_out(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | None:
+def held_out_record(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | None:
     """The first run's split record; for an ensemble its held-out images are those that every
     member held out (an image one member trained on is no test of the ensemble)."""
     records = [read_split(run) if (run := run_dir_of(c)) is not None else None for c in checkpoints]
@@ -42,7 +42,7 @@ def _held_out(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | None:
     return {**first, "held_out": sorted(held), "held_out_bytes": None, "ensemble": True}
 
 
-def _load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
+def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
                 progress: bool, strict: bool, record: dict | None) -> tuple[DataSplits, str, str]:
     """The images to score, the split's name and what they are in words. A dataset's own splits
     are used as they are. On a flat folder the run trained on (the same path, or any folder holding
@@ -109,13 +109,25 @@ def evaluate_checkpoint(
         raise VggnetError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if split is not None and split not in SPLITS:
         raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    models = [model_from_checkpoint(p) for p in paths]
+    models = [_load_model(p) for p in paths]
+    if any("onnx" in meta for _, meta in models) and (protocol != "center" or scales or len(models) > 1):
+        raise VggnetError("an ONNX model is scored alone, with --protocol center at its own scale (the other "
+                          "protocols and ensembles rebuild the network in PyTorch); pass its checkpoint for them")
     for _, meta in models:  # at least each checkpoint's crop (the dense protocol alone takes whole images)
         check_scales(scales or (), meta.get("image_size") if protocol != "dense" else None)
     device = resolve_device(device)
     with RunDir(Path(out), "evaluate").claim():  # its own folder: never a training run's, never the user's files
         return _evaluate(paths, models, data, Path(out), split, protocol, scales, batch_size, device, workers,
                          progress, strict)
+
+
+def _load_model(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict]:
+    """A checkpoint's model, or an ONNX file vggnet wrote (an int8 one from `vggnet quantize`)."""
+    if Path(path).suffix == ".onnx":
+        from vggnet.weights.onnx_model import load_onnx_model
+
+        return load_onnx_model(path)
+    return model_from_checkpoint(path)
 
 
 def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path, split: str | None, protocol: str,
@@ -127,7 +139,7 @@ def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path
     model, meta = models[0]
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
-    splits, split, images_are = _load_split(paths[0], meta, data, split, progress, strict, _held_out(paths))
+    splits, split, images_are = load_split(paths[0], meta, data, split, progress, strict, held_out_record(paths))
     if splits.classes != meta["classes"]:
         raise DataError(
             f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."

@@ -109,6 +109,17 @@ def from_main(info: DistInfo, obj: object) -> object:
     return box[0]
 
 
+def agree_on_fast_path(info: DistInfo, device: torch.device) -> None:
+    """Every rank trains in rank 0's precision and memory format (``precision=auto``): on a cold
+    cache each rank would otherwise probe on its own, and a noisy measurement could make them
+    differ. Rank 0 measures (or reads its cache), the others adopt its choice without probing."""
+    if not info.enabled:
+        return
+    from vggnet.fastpath import adopt, fast_path
+
+    adopt(device, from_main(info, fast_path(device) if info.main else None))
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         tdist.barrier()

@@ -31,7 +31,7 @@ from vggnet.data.loader import make_batches
 from vggnet.data.split_record import data_identity, read_split, write_split
 from vggnet.data.summary import files_summary, format_summary, summarize
 from vggnet.data.transforms import BatchTransform
-from vggnet.device import autocast_dtype, resolve_device, use_channels_last
+from vggnet.device import autocast_dtype, channels_last_choice, resolve_device
 from vggnet.errors import DivergedError
 from vggnet.evaluate.metrics import Predictions, metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
@@ -41,7 +41,15 @@ from vggnet.models import create_model, init_from_shallower
 from vggnet.models.registry import check_input_size
 from vggnet.progress import progress_bar
 from vggnet.runs import Checkpoint, RunDir, save_checkpoint
-from vggnet.train.distributed import DistInfo, barrier, from_main, init_distributed, sum_across, wrap_model
+from vggnet.train.distributed import (
+    DistInfo,
+    agree_on_fast_path,
+    barrier,
+    from_main,
+    init_distributed,
+    sum_across,
+    wrap_model,
+)
 from vggnet.train.optim import build_optimizer, build_scheduler
 from vggnet.train.recipes import Recipe
 from vggnet.train.setup import (
@@ -242,7 +250,12 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         stats = load_weights(model, pretrained, stats)
     if state:
         model.load_state_dict(ckpt.weights)
-    channels_last = use_channels_last(recipe.memory_format, device)  # 'auto': measured on this device
+    agree_on_fast_path(dist, device)  # every rank takes rank 0's measured choice
+    dtype = autocast_dtype(recipe.precision, device)
+    shape = (getattr(model, "in_chans", 3), size, size)  # 'auto': measured on this network, on rank 0
+    channels_last, layout = from_main(dist, channels_last_choice(recipe.memory_format, device, model=model,
+                                                                 shape=shape, dtype=dtype, progress=progress)
+                                      if dist.main else None)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
@@ -255,10 +268,10 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         run_dir=run_dir, dist=dist, device=device, recipe=recipe, splits=splits, summary=summary,
         model=getattr(wrapped, "module", wrapped),  # SyncBatchNorm conversion may have swapped layers
         step_model=torch.compile(wrapped) if recipe.compile else wrapped, transform=transform,
-        dtype=autocast_dtype(recipe.precision, device), train_batches=None, val_batches=None, optimizer=None,
+        dtype=dtype, train_batches=None, val_batches=None, optimizer=None,
         scheduler=None, shuffle_gen=torch.Generator().manual_seed(seed),
         augment_gen=torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank), stats=stats, meta={},
-        run_info={}, history=[], start=1, progress=progress)
+        run_info={"memory_layout": layout}, history=[], start=1, progress=progress)
     _optimization(live, size, seed, strict, state)
     new_split = made if record is None else None  # a new run (or one from before splits were recorded)
     _run_files(live, model_name, model_kwargs, data, size, seed, deterministic, strict, new_split)
@@ -305,6 +318,7 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
                  "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
                  "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
                  "val_fraction": recipe.val_fraction}
+    layout = live.run_info.get("memory_layout")  # set by _setup, where the layout was chosen
     live.run_info = {
         "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
         "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
@@ -316,6 +330,8 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
     }
     if "auto" in (recipe.precision, recipe.memory_format):  # what auto chose here, and the timings behind it
         live.run_info["fast_path"] = fast_path(live.device).train.reason
+    if layout:
+        live.run_info["memory_layout"] = layout
     if live.dist.main:
         if split_record is not None:
             write_split(live.run_dir, split_record)

@@ -240,12 +240,17 @@ def model_for_inference(
     weights: str | os.PathLike[str], model_name: str | None = None
 ) -> tuple[nn.Module, dict]:
     """A model in eval mode and the metadata that says how to feed it (classes, mean/std, channel
-    order, sizes), from a vggnet checkpoint or run dir, a known weight name, or a weight file."""
+    order, sizes), from a vggnet checkpoint or run dir, a known weight name, a weight file, or an
+    ONNX file vggnet wrote (run by onnxruntime: an exported or an int8 quantized model)."""
     from vggnet.data.imagenet import imagenet_classes
     from vggnet.runs import model_from_checkpoint
     from vggnet.weights.hub import PREPROCESSING
 
     path = Path(weights)
+    if path.suffix == ".onnx" and path.exists():  # a file `vggnet export` or `vggnet quantize` wrote
+        from vggnet.weights.onnx_model import load_onnx_model
+
+        return load_onnx_model(path)
     if path.suffix == ".safetensors" and path.exists():
         check_weight_file(path)  # a FIFO or a device named *.safetensors: one line, never a hang
     if path.is_dir() or (path.suffix == ".safetensors" and path.is_file() and _vggnet_meta(path)):
@@ -276,6 +281,8 @@ def save_for_inference(
     out = Path(out)
     if out.suffix != ".safetensors":
         raise VggnetError(f"{out}: the converted file is safetensors; name it *.safetensors")
+    if Path(weights).suffix == ".onnx":
+        raise VggnetError(f"{weights} is an ONNX file: it is run as it is (predict, evaluate), not converted back")
     model, meta = model_for_inference(weights, model_name)
     with atomic_path(out) as tmp:
         save_weights(tmp, model, meta)
