@@ -143,6 +143,12 @@ ROWS = [
     R("train-out-holds-user-files", *TRAIN[:5], "--out", "{userdir}", msg="vggnet will not write among your files",
       writes="{userdir}/.vggnet.lock"),
     # evaluate
+    R("evaluate-no-source", "evaluate", "--data", "{data}", "--out", "{out}",
+      msg="evaluate needs one of --checkpoint or --weights"),
+    R("evaluate-unknown-weights", "evaluate", "--weights", "vgg17", "--data", "{data}", "--out", "{out}",
+      msg="vgg17"),
+    R("evaluate-weights-wrong-classes", "evaluate", "--weights", "{junk}.pth", "--model", "vgg11", "--data", "{data}",
+      "--out", "{out}"),
     R("evaluate-scale-zero", *EVAL, "--scales", "0", msg="test scales are pixel sizes in [1, 2048], got 0"),
     R("evaluate-scale-negative", *EVAL, "--scales", "-64", msg="got -64"),
     R("evaluate-scale-huge", *EVAL, "--scales", "5000", msg="got 5000"),

@@ -147,9 +147,13 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 
 
 @cli.command("evaluate")
-@click.option("--checkpoint", "checkpoints", required=True, multiple=True, type=click.Path(exists=True),
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(exists=True),
               help="Run dir, epoch dir, .safetensors, or an .onnx from export/quantize (int8); repeat for an "
                    "ensemble (posteriors averaged).")
+@click.option("--weights", default=None,
+              help="Or pretrained weights: a known name (vggnet weights list) or a .pth/.safetensors/.h5 file; "
+                   "ImageNet weights score a tree of WordNet-id class folders.")
+@click.option("--model", default=None, help="With --weights: the network, only where the file does not say.")
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["val", "test", "all"]), default=None,
               help="[val: on the data a run trained on, exactly the images it held out; 'all' on a flat folder "
@@ -162,13 +166,22 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @device_option()
 @click.option("--strict", is_flag=True, help="Stop at the first image that cannot be decoded (default: skip, count).")
 @click.option("--quiet", is_flag=True)
-def evaluate_command(checkpoints, data, split, protocol, scales, out, batch_size, device, strict, quiet) -> None:
-    """Score a checkpoint (or an ensemble): top-1, top-5, loss, per-class report, confusion matrix."""
+def evaluate_command(checkpoints, weights, model, data, split, protocol, scales, out, batch_size, device, strict,
+                     quiet) -> None:
+    """Score a checkpoint (or an ensemble) or pretrained weights: top-1, top-5, loss, per-class
+    report, confusion matrix."""
     from vggnet.evaluate.report import accuracy_text
     from vggnet.evaluate.run import evaluate_checkpoint
 
-    m = evaluate_checkpoint(list(checkpoints), data, out, split=split, protocol=protocol, scales=_scales(scales),
-                            batch_size=batch_size, device=device, progress=not quiet, strict=strict)
+    if bool(checkpoints) == (weights is not None):
+        raise VggnetError("evaluate needs one of --checkpoint or --weights")
+    if model is not None and weights is None:
+        raise VggnetError("--model is for --weights (a checkpoint says which network it holds)")
+    if weights is not None:
+        check_weights_arg(weights)  # before the data is read
+    m = evaluate_checkpoint(list(checkpoints) or None, data, out, split=split, protocol=protocol,
+                            scales=_scales(scales), batch_size=batch_size, device=device, progress=not quiet,
+                            strict=strict, weights=weights, model_name=model)
     skipped = f", {m['skipped']} unreadable skipped" if m["skipped"] else ""
     click.echo(printable_text(f"{m['split']} ({m['images_are']}): {accuracy_text(m)}  "
                               f"loss {m['loss']:.4f}  ({m['images']} images{skipped}); {Path(out) / 'metrics.json'}"))

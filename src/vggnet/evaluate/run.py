@@ -52,7 +52,8 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
         raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     held = record["held_out"] if record else None
     who = "every member" if record and record.get("ensemble") else "the run"
-    same_path = data_identity(data) == (record["data"] if record else data_identity(meta.get("data", "")))
+    trained_on = record["data"] if record else data_identity(meta["data"]) if meta.get("data") else None
+    same_path = trained_on is not None and data_identity(data) == trained_on  # pretrained weights: never
     args = {"val_fraction": meta.get("val_fraction", 0.1), "seed": meta.get("seed", 0), "progress": progress,
             "strict": strict}
     splits = load_data(data, whole=True, held_out=held if same_path else None, **args)
@@ -94,8 +95,13 @@ def evaluate_checkpoint(
     workers: int = 4,
     progress: bool = True,
     strict: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+    model_name: str | None = None,
 ) -> dict:
-    """Evaluate ``checkpoint`` (or an ensemble of several) on ``split`` of ``data``.
+    """Evaluate ``checkpoint`` (or an ensemble of several) on ``split`` of ``data``; or, with
+    ``checkpoint`` None, pretrained ``weights`` (a known name or a weight file; ``model_name``
+    where the file does not say), whose classes must be the data's: for ImageNet weights, class
+    folders named by the sorted WordNet ids (``train/n01440764/...``) are the same 1000 classes.
 
     ``split``: 'val', 'test' or 'all'; by default the dataset's val split, which on the data the
     (first) run trained on is exactly the images that run held out (its ``split.json``), and on a
@@ -104,12 +110,15 @@ def evaluate_checkpoint(
     (default: Q, or the paper's three for dense and multi-crop).
     """
     require_report_libraries()
-    paths = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
+    if (checkpoint is None) == (weights is None):
+        raise VggnetError("evaluate needs a checkpoint or pretrained weights (one of them)")
+    paths = [weights] if checkpoint is None else \
+        [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else list(checkpoint)
     if protocol not in PROTOCOLS:
         raise VggnetError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if split is not None and split not in SPLITS:
         raise VggnetError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    models = [_load_model(p) for p in paths]
+    models = [_load_model(p) for p in paths] if weights is None else [_pretrained(weights, model_name)]
     if any("onnx" in meta for _, meta in models) and (protocol != "center" or scales or len(models) > 1):
         raise VggnetError("an ONNX model is scored alone, with --protocol center at its own scale (the other "
                           "protocols and ensembles rebuild the network in PyTorch); pass its checkpoint for them")
@@ -130,6 +139,24 @@ def _load_model(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict]:
     return model_from_checkpoint(path)
 
 
+def _pretrained(weights: str | os.PathLike[str], model_name: str | None) -> tuple[torch.nn.Module, dict]:
+    """Pretrained weights as evaluate scores them: no run, so no held-out record and no data of its own."""
+    from vggnet.weights.load import model_for_inference
+
+    model, meta = model_for_inference(weights, model_name)
+    return model, {**meta, "pretrained": True}
+
+
+def same_classes(data_classes: list[str], meta: dict) -> bool:
+    """The data's classes are the model's outputs, in order: by name, or, for the 1000 ImageNet
+    outputs (whose names are readable labels), as the sorted WordNet-id folders of an ImageNet tree."""
+    from vggnet.data.imagenet import imagenet_classes, imagenet_wnids
+
+    if data_classes == meta["classes"]:
+        return True
+    return meta["classes"] == imagenet_classes() and data_classes == imagenet_wnids()
+
+
 def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path, split: str | None, protocol: str,
               scales: Sequence[int] | None, batch_size: int, device: torch.device, workers: int, progress: bool,
               strict: bool) -> dict:
@@ -139,10 +166,14 @@ def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path
     model, meta = models[0]
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
-    splits, split, images_are = load_split(paths[0], meta, data, split, progress, strict, held_out_record(paths))
-    if splits.classes != meta["classes"]:
+    record = None if meta.get("pretrained") else held_out_record(paths)
+    splits, split, images_are = load_split(paths[0], meta, data, split, progress, strict, record)
+    if not same_classes(splits.classes, meta):
         raise DataError(
-            f"{data} has classes {splits.classes[:5]}... but the checkpoint was trained on {meta['classes'][:5]}..."
+            f"{data} has classes {splits.classes[:5]}... but the "
+            f"{'weights give' if meta.get('pretrained') else 'checkpoint was trained on'} {meta['classes'][:5]}..."
+            + (" (ImageNet weights score a tree whose class folders are the 1000 WordNet ids)"
+               if len(meta["classes"]) == 1000 else "")
         )
     images = splits.val if split == "all" else splits.split(split)
     if not len(images):
