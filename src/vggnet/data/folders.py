@@ -24,6 +24,7 @@ import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import SNIFF_BYTES, decode_rgb, image_size, looks_like_image
+from vggnet.data.ground_truth import label_flat_val
 from vggnet.data.layout import resolve_layout, skip_folder
 from vggnet.data.sources import FileSource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
@@ -83,6 +84,7 @@ def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
         where = source.where(unlisted[0]).rstrip("/")
         raise DataError(f"{where}: {ignored[unlisted[0]]}; fix its permissions, or move it out of the dataset")
     layout = resolve_layout(files, is_image, root=printable(str(root)))
+    label_flat_val(layout, source, files)  # ImageNet's flat val/ and its ground-truth file
     ignored.update(layout.ignored)
     if not any(layout.splits.values()):
         archives = [n for n in ignored if n.lower().endswith(ARCHIVE_SUFFIXES)]

@@ -35,6 +35,7 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "
                  "test": "test", "testing": "test"}
 LITTER_FOLDERS = frozenset({"__macosx", "@eadir", "$recycle.bin", "system volume information", "__pycache__"})
 LITTER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+UNLABELLED = "directly in a split folder, with no class folder (unlabelled)"  # vggnet.data.ground_truth labels some
 RUN_MARKERS = ("run.json", "metrics.json")  # beside report.md: a folder vggnet wrote
 FOREIGN_IMAGES = frozenset({".heic", ".heif", ".avif", ".jxl", ".svg", ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw",
                             ".orf", ".rw2", ".raw"})  # images in formats this Pillow does not read (avif: some do)
@@ -122,7 +123,7 @@ def _unlabelled_splits(classes: list[str], images: dict[str, list[str]], ignored
         if posixpath.basename(folder).lower() in SPLIT_ALIASES and _split_of(folder) is None \
                 and posixpath.dirname(folder) in split_parents:
             for name in images[folder]:
-                ignored[name] = "directly in a split folder, with no class folder (unlabelled)"
+                ignored[name] = UNLABELLED
         else:
             kept.append(folder)
     return kept
