@@ -118,11 +118,24 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_rgb(data: bytes) -> Image.Image:
+def _draft(img: Image.Image, min_side: int) -> None:
+    """JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 scale (its DCT does the downscaling, for a
+    fraction of the work) while the smaller side stays at least ``min_side``."""
+    if img.format != "JPEG" or min(img.size) < 2 * min_side:
+        return
+    w, h = img.size
+    short = min(w, h)
+    img.draft("RGB", (-(-w * min_side // short), -(-h * min_side // short)))
+
+
+def decode_rgb(data: bytes, min_side: int | None = None) -> Image.Image:
     """Decode any Pillow format to 8-bit RGB, oriented as a viewer shows it (grayscale, CMYK, palette,
-    alpha and 16-bit/float samples are converted)."""
+    alpha and 16-bit/float samples are converted). ``min_side``: the image will be rescaled so its
+    smaller side is at most this; a large JPEG is then decoded at reduced size (never below it)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if min_side:
+                _draft(img, min_side)
             img.load()  # decode now: a truncated file fails here, not later in a worker
             method = _TRANSPOSE.get(_orientation(img))
             rgb = _to_rgb(img)

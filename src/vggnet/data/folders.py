@@ -233,7 +233,9 @@ class FolderDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         name, label = self.folder.entries[i]
         try:
-            return self.transform(decode_rgb(self.folder.source.read(name))), label
+            # the largest side the transform may rescale to: a big JPEG is decoded no larger than that
+            image = decode_rgb(self.folder.source.read(name), min_side=max(self.transform.scale))
+            return self.transform(image), label
         except UnreadableFile:
             return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -(i + 1)
 
