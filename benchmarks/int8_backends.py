@@ -28,21 +28,10 @@ import torch
 BACKENDS = ("fp32", "onnxruntime", "pt2e")
 
 
-def _timed(fn, steps: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def _child(spec: dict) -> dict:
     """One backend in this process: setup seconds and the median seconds per batch."""
     from vggnet.bench.int8 import CALIBRATION_IMAGES, real_images
-    from vggnet.bench.workloads import model_kwargs
+    from vggnet.bench.workloads import model_kwargs, timed
     from vggnet.models import create_model
 
     torch.manual_seed(0)
@@ -60,7 +49,7 @@ def _child(spec: dict) -> dict:
     else:
         step = _pt2e(create_model(name, **model_kwargs(name, s)).eval(), x, real_images("train", CALIBRATION_IMAGES, s))
     setup = time.perf_counter() - start
-    return {"setup_seconds": round(setup, 1), "seconds": _timed(step, spec["steps"])}
+    return {"setup_seconds": round(setup, 1), "seconds": statistics.median(timed(step, 2, spec["steps"], x.device))}
 
 
 def _pt2e(net: torch.nn.Module, x: torch.Tensor, calibration: torch.Tensor):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vggnet import fastpath
-from vggnet.device import autocast_dtype, use_channels_last
+from vggnet.device import autocast_dtype, channels_last_choice
 from vggnet.errors import VggnetError
 from vggnet.fastpath import Choice, FastPath, decide, fast_path
 
@@ -76,12 +76,13 @@ def test_auto_follows_the_measurement_for_each_kind_of_work(probing) -> None:
     assert autocast_dtype("auto", CPU, training=False) is torch.bfloat16
     assert autocast_dtype("auto", CPU, training=True) is None
     assert autocast_dtype("bf16", CPU) is torch.bfloat16 and autocast_dtype("fp32", CPU, training=False) is None
-    assert use_channels_last("auto", CPU, training=True) and not use_channels_last("auto", CPU, training=False)
-    assert use_channels_last("channels_last", CPU) and not use_channels_last("contiguous", CPU)
+    assert channels_last_choice("auto", CPU, training=True)[0]
+    assert not channels_last_choice("auto", CPU, training=False)[0]
+    assert channels_last_choice("channels_last", CPU)[0] and not channels_last_choice("contiguous", CPU)[0]
     with pytest.raises(VggnetError, match="precision must be one of auto, fp32, bf16"):
         autocast_dtype("fp8", CPU)
     with pytest.raises(VggnetError, match="memory_format must be one of auto, channels_last, contiguous"):
-        use_channels_last("nhwc", CPU)
+        channels_last_choice("nhwc", CPU)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "list", "bad-entry", "old-version", "fifo", "huge"])

@@ -38,12 +38,6 @@ def channels_last_choice(memory_format: str, device: torch.device, training: boo
     return choice.channels_last, choice.reason
 
 
-def use_channels_last(memory_format: str, device: torch.device, training: bool = True,
-                      model: torch.nn.Module | None = None, shape: tuple[int, ...] | None = None,
-                      dtype: torch.dtype | None = None) -> bool:
-    """Whether to run NHWC: :func:`channels_last_choice` without the reason."""
-    return channels_last_choice(memory_format, device, training, model, shape, dtype)[0]
-
 
 def autocast(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
     """Autocast to ``dtype`` (as :func:`autocast_dtype` returns it); None runs in fp32 unchanged."""

@@ -254,6 +254,14 @@ def read_cache() -> dict:
     return entries if isinstance(entries, dict) else {}
 
 
+def store(entries: dict, key: str, entry: dict) -> None:
+    """Add ``entry`` (dated) under ``key`` to the cache ``entries`` as read, and write them back; a
+    read-only home is no error: the choice then holds for this process only."""
+    entries[key] = {**entry, "measured": time.strftime("%Y-%m-%d")}
+    with contextlib.suppress(OSError, VggnetError):
+        atomic_write_text(cache_dir(CACHE_FILE), json.dumps(entries, indent=1, sort_keys=True))
+
+
 def _from_entry(entry: object) -> FastPath | None:
     try:
         if entry.get("version") != PROBE_VERSION:  # type: ignore[union-attr]
@@ -290,9 +298,7 @@ def fast_path(device: torch.device) -> FastPath:
         noise = timings.get("noise", {})
         found = FastPath(decide(timings["infer"], noise=noise.get("infer", 0.0)),
                          decide(timings["train"], noise=noise.get("train", 0.0)))
-        entries[key] = {**timings, "version": PROBE_VERSION, "measured": time.strftime("%Y-%m-%d")}
-        with contextlib.suppress(OSError, VggnetError):  # a read-only home: the choice holds for this process
-            atomic_write_text(cache_dir(CACHE_FILE), json.dumps(entries, indent=1, sort_keys=True))
+        store(entries, key, {**timings, "version": PROBE_VERSION})
     _MEMO[key] = found
     return found
 

@@ -13,19 +13,14 @@ input shape, work and precision, so it is measured once.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import statistics
-import time
 from dataclasses import dataclass
 
 import torch
 
-from vggnet.atomic import atomic_write_text
-from vggnet.cache import cache_dir
 from vggnet.errors import VggnetError
-from vggnet.fastpath import CACHE_FILE, fingerprint, probe_disabled, read_cache, time_once
+from vggnet.fastpath import fingerprint, probe_disabled, read_cache, store, time_once
 from vggnet.progress import progress_bar
 
 LAYOUT_VERSION = 1
@@ -125,8 +120,6 @@ def model_layout(model: torch.nn.Module, shape: tuple[int, ...], device: torch.d
     if found is None:
         seconds = measure(model, shape, device, training, dtype, progress=progress)
         found = LayoutChoice(seconds["channels_last"] < seconds["nchw"], seconds, "probe")
-        entries[key] = {**seconds, "measured": time.strftime("%Y-%m-%d")}
-        with contextlib.suppress(OSError, VggnetError):  # a read-only home: the choice holds for this process
-            atomic_write_text(cache_dir(CACHE_FILE), json.dumps(entries, indent=1, sort_keys=True))
+        store(entries, key, seconds)
     _MEMO[key] = found
     return found

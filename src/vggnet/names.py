@@ -8,7 +8,7 @@ tests/cli/test_vocabulary.py checks that they agree.
 from __future__ import annotations
 
 PRECISIONS = ("auto", "fp32", "bf16")  # autocast precisions (training, benchmarks); vggnet.device re-exports it
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")  # vggnet.device.use_channels_last
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")  # vggnet.device.channels_last_choice
 TRACE_PRECISIONS = ("fp32", "bf16", "fp16")  # the dtypes `vggnet summary` counts memory in
 RECIPE_NAMES = ("paper", "adam", "cifar", "cifar-fast")  # vggnet.train.recipes.RECIPES
 HEAD_NAMES = ("imagenet", "small", "linear")  # vggnet.models.vgg.HEADS

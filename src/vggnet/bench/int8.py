@@ -9,17 +9,16 @@ agreement with fp32 is measured on other photos, the sample's held-out ones.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vggnet.bench.peak import CONV_CHANNELS, CONV_SIDE, conv_flops
+from vggnet.bench.peak import CONV_CHANNELS, CONV_SIDE, best_seconds, conv_flops
 from vggnet.bench.workloads import model_kwargs
 from vggnet.export import export_model_onnx
 from vggnet.models import create_model
+from vggnet.quantize.calibration import CalibrationReader
 from vggnet.quantize.static import quantize_onnx, reduce_range
 
 CALIBRATION_IMAGES = 32  # enough for ranges that time like the real thing; accuracy is `vggnet quantize`'s job
@@ -34,24 +33,15 @@ def real_images(split: str, n: int, size: int) -> torch.Tensor:
     return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)
 
 
-class _Reader:
-    """onnxruntime's calibration-reader protocol over a few fixed batches."""
-
-    def __init__(self, batches: list[np.ndarray]) -> None:
-        self.batches, self.i = batches, 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        self.i += 1
-        return {"image": self.batches[self.i - 1]} if self.i <= len(self.batches) else None
-
-    def rewind(self) -> None:
-        self.i = 0
+def _reader(batches: list[torch.Tensor]) -> CalibrationReader:
+    """`vggnet quantize`'s calibration reader over batches already normalised."""
+    return CalibrationReader([(b, None) for b in batches], lambda x: x, "image")
 
 
 def _quantize(net: torch.nn.Module, meta: dict, calibration: torch.Tensor, folder: Path) -> Path:
     fp32 = export_model_onnx(net, meta, folder / "fp32.onnx")
     out = folder / "int8.onnx"
-    reader = _Reader([calibration[i:i + 8].numpy() for i in range(0, len(calibration), 8)])
+    reader = _reader([calibration[i:i + 8] for i in range(0, len(calibration), 8)])
     quantize_onnx(fp32, out, reader, meta, {"images": len(calibration), "images_are": "embedded sample photos",
                                             "reduce_range": reduce_range()})
     return out
@@ -94,16 +84,9 @@ def int8_conv_peak(seconds: float = 1.5, batch: int = 8) -> float:
         onnx = Path(tmp) / "fp32.onnx"
         _export_stack(stack, x, onnx)
         out = Path(tmp) / "int8.onnx"
-        quantize_onnx(onnx, out, _Reader([x.numpy()]), meta, {"images": batch, "reduce_range": reduce_range()})
+        quantize_onnx(onnx, out, _reader([x]), meta, {"images": batch, "reduce_range": reduce_range()})
         model = OnnxClassifier(out.read_bytes())
-    model(x)
-    best, spent = float("inf"), 0.0
-    while spent < seconds:
-        t = time.perf_counter()
-        model(x)
-        dt = time.perf_counter() - t
-        best, spent = min(best, dt), spent + dt
-    return 3 * conv_flops(batch) / best / 1e9
+    return 3 * conv_flops(batch) / best_seconds(lambda: model(x), torch.device("cpu"), seconds) / 1e9
 
 
 def _export_stack(stack: torch.nn.Module, x: torch.Tensor, path: Path) -> None:

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 CONV_CHANNELS, CONV_SIDE = 256, 56  # VGG-16's conv3 block
 
 
-def _best_seconds(step: Callable[[], object], device: torch.device, seconds: float) -> float:
+def best_seconds(step: Callable[[], object], device: torch.device, seconds: float) -> float:
+    """The fastest single call of ``step`` (averaged over groups of 4) within about ``seconds`` of trials."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(2):
         step()
@@ -43,7 +44,7 @@ def matmul_peak(dtype: torch.dtype, device: torch.device | str = "cpu", n: int |
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    return 2 * n**3 / _best_seconds(lambda: a @ b, device, seconds) / 1e9
+    return 2 * n**3 / best_seconds(lambda: a @ b, device, seconds) / 1e9
 
 
 def conv_flops(batch: int, channels: int = CONV_CHANNELS, side: int = CONV_SIDE) -> int:
@@ -65,5 +66,5 @@ def conv_peak(dtype: torch.dtype, device: torch.device | str = "cpu", seconds: f
         x = torch.randn(b, CONV_CHANNELS, CONV_SIDE, CONV_SIDE, device=device).to(dtype).contiguous(memory_format=fmt)
         w = (torch.randn(CONV_CHANNELS, CONV_CHANNELS, 3, 3, device=device) * 0.02).to(dtype)
         w = w.contiguous(memory_format=fmt)
-        best = min(best, _best_seconds(lambda x=x, w=w: F.conv2d(x, w, padding=1), device, seconds / 2))
+        best = min(best, best_seconds(lambda x=x, w=w: F.conv2d(x, w, padding=1), device, seconds / 2))
     return conv_flops(b) / best / 1e9

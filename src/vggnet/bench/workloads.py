@@ -72,7 +72,8 @@ class Memory:
         return {"peak_memory_mb": round(peak, 1), "working_memory_mb": round(max(peak - self.base, 0.0), 1)}
 
 
-def _timed(step, warmup: int, steps: int, device: torch.device) -> list[float]:
+def timed(step, warmup: int, steps: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``steps`` calls of ``step``, after ``warmup`` untimed ones (GPU synchronised)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         step()
@@ -116,7 +117,7 @@ def _infer_onnx(spec: dict) -> dict:
     x = torch.randn(b, 3, s, s)
     memory = Memory(torch.device("cpu"))
     memory.start()
-    times = _timed(lambda: net(x), spec["warmup"], spec["steps"], torch.device("cpu"))
+    times = timed(lambda: net(x), spec["warmup"], spec["steps"], torch.device("cpu"))
     return {"step_seconds": times, "precision": "int8", "channels_last": False, **memory.report()}
 
 
@@ -152,7 +153,7 @@ def infer(spec: dict) -> dict:
                 net(x)
     memory = Memory(device)
     memory.start()
-    times = _timed(step, spec["warmup"], spec["steps"], device)
+    times = timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
             "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).infer.reason,
             **({"layout_choice": layout} if layout else {}), **memory.report()}
@@ -246,7 +247,7 @@ def train(spec: dict) -> dict:
                        label_smoothing=recipe.label_smoothing)
     memory = Memory(device)
     memory.start()
-    times = _timed(step, spec["warmup"], spec["steps"], device)
+    times = timed(step, spec["warmup"], spec["steps"], device)
     return {"step_seconds": times, "precision": "bf16" if dtype else "fp32",
             "channels_last": fmt == torch.channels_last, "auto_choice": fast_path(device).train.reason,
             **({"layout_choice": layout} if layout else {}), "image_size": s, **memory.report()}

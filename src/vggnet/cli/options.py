@@ -84,20 +84,14 @@ def grad_checkpointing_option() -> Callable:
                         help="Recompute conv blocks in backward (less memory, ~1/3 more compute).")
 
 
-NAMED_DATA = ("cifar10", "sample")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".h5", ".hdf5", ".safetensors", ".bin")
 
 
 def check_data_arg(data: str, extra: tuple[str, ...] = ()) -> None:
-    """A --data that names nothing (not a known dataset, not a path) is one line before any work
-    starts; what a path holds is the data readers' to judge."""
-    from pathlib import Path
+    """A --data that names nothing is one line before any work starts (:func:`check_data_spec`)."""
+    from vggnet.data.datasets import check_data_spec
 
-    from vggnet.errors import DataError
-
-    if data not in (*NAMED_DATA, *extra) and not Path(data).exists():
-        valid = ", ".join(repr(n) for n in (*extra, *NAMED_DATA))
-        raise DataError(f"unknown dataset {data!r}: not {valid}, nor an existing path")
+    check_data_spec(data, extra)
 
 
 def check_weights_arg(weights: str) -> None:

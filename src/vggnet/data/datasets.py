@@ -171,6 +171,19 @@ def _refuse_cifar_among_folders(path: Path) -> None:
                         "--data at one of them")
 
 
+DATA_NAMES = ("cifar10", "sample")  # what --data takes besides a path
+
+
+def check_data_spec(spec: str | os.PathLike[str], extra: tuple[str, ...] = ()) -> None:
+    """A --data that names nothing (not a known dataset, not a path) is one line before any work
+    starts; what a path holds is the data readers' to judge. ``extra``: names a caller adds
+    (bench's 'synthetic')."""
+    text = os.fspath(spec)
+    if text not in (*DATA_NAMES, *extra) and not Path(text).exists():
+        valid = ", ".join(repr(n) for n in (*extra, *DATA_NAMES))
+        raise DataError(f"unknown dataset {text!r}: not {valid}, nor an existing path")
+
+
 def load_data(
     spec: str | os.PathLike[str],
     *,

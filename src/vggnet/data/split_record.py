@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import DataSplits, held_key
+from vggnet.data.datasets import DATA_NAMES, DataSplits, held_key
 from vggnet.errors import CheckpointError
 
 SPLIT_FILE = "split.json"
@@ -18,7 +18,7 @@ SPLIT_FILE = "split.json"
 def data_identity(spec: str | os.PathLike[str]) -> str:
     """``cifar10``/``sample`` as they are; a path made absolute, so runs compare it from any folder."""
     text = os.fspath(spec)
-    if text in ("cifar10", "sample") or not Path(text).expanduser().exists():
+    if text in DATA_NAMES or not Path(text).expanduser().exists():
         return text
     return str(Path(text).expanduser().resolve())
 

@@ -1,9 +1,9 @@
 """Static int8 post-training quantization with onnxruntime, and the accuracy it costs.
 
 Why onnxruntime's QDQ flow and not PyTorch's: ``torch.ao.quantization``'s eager flow is deprecated
-and PT2E now lives in torchao, needs a torch.compile (about 45 s for VGG-16 on 2 cores) in every
-process and leaves no file to ship; the ONNX file runs anywhere onnxruntime does, and on the
-development CPU it was the faster of the two (``benchmarks/int8_backends.py``).
+and PT2E now lives in torchao, needs a torch.compile (21 s for VGG-16 on 2 cores) in every process
+and leaves no file to ship; the ONNX file runs anywhere onnxruntime does. Once compiled, PT2E ran
+1.10x faster on the development CPU (``benchmarks/int8_backends.py``): the price of the file.
 
 The recipe is the standard one for CNNs on x86: per-channel symmetric int8 weights, per-tensor
 uint8 activations with ranges from min/max over the calibration images, BatchNorm folded into the
@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_path
-from vggnet.errors import DataError, VggnetError, one_line
+from vggnet.data.datasets import check_data_spec
+from vggnet.errors import VggnetError, one_line
 from vggnet.evaluate.metrics import Predictions, predict
 from vggnet.export import export_model_onnx, require
 from vggnet.fastpath import cpu_flags
@@ -140,8 +141,7 @@ def quantize_model(
     out = check_output(Path(out))
     if Path(source).suffix == ".onnx":
         raise VggnetError(f"{source} is already an ONNX file; quantize the checkpoint or weights it came from")
-    if str(calibrate) not in ("cifar10", "sample") and not Path(calibrate).exists():
-        raise DataError(f"unknown dataset {str(calibrate)!r}: not 'cifar10', 'sample', nor an existing path")
+    check_data_spec(calibrate)
     model, meta = model_for_inference(source, model_name)
     plan = plan_images(source, meta, calibrate, images, seed, progress, strict)
     started = time.perf_counter()
