@@ -2,7 +2,8 @@ import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.datasets import take_balanced
-from vggnet.data.folders import FileSource, FolderIndex
+from vggnet.data.folders import FolderIndex
+from vggnet.data.sources import FileSource
 
 
 def test_take_balanced_keeps_class_shares_and_is_fixed_by_the_seed():
@@ -15,7 +16,7 @@ def test_take_balanced_keeps_class_shares_and_is_fixed_by_the_seed():
     assert not torch.equal(take_balanced(arrays, 20, seed=2).images, sub.images)
     assert take_balanced(arrays, 0, seed=1) is arrays and take_balanced(arrays, 500, seed=1) is arrays
     entries = [(f"{i}.png", int(c)) for i, c in enumerate(labels)]
-    index = FolderIndex(FileSource.__new__(FileSource), entries, ["a", "b", "c"])
+    index = FolderIndex.of(FileSource.__new__(FileSource), entries, ["a", "b", "c"])
     names = [n for n, _ in take_balanced(index, 20, seed=1).entries]
     assert names == [f"{i}.png" for i in sub.images[:, 0, 0, 0].tolist()]  # the same images either way
 

@@ -116,8 +116,8 @@ def test_dataset_workers_reopen_tar_handles(tmp_path):
     folder = scan_folder(tmp_path / "f.tar").splits["all"]
     ds = FolderDataset(folder, RescaleCrop(96, 96, random=False), fallback_side=96)
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
-    images, labels = next(iter(loader))
-    assert images.shape == (2, 3, 96, 96) and labels.tolist() == [0, 0]
+    images, labels, bad = next(iter(loader))
+    assert images.shape == (2, 3, 96, 96) and labels.tolist() == [0, 0] and bad.tolist() == [-1, -1]
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "no_images", "all_bad"])

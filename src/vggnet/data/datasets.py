@@ -70,14 +70,14 @@ class DataSplits:
 def names_of(split: Split) -> list[str]:
     """Each image's file (or, for CIFAR, ``train/INDEX``) name."""
     if isinstance(split, FolderIndex):
-        return [name for name, _ in split.entries]
+        return split.names()
     if split.names is None:
         raise DataError("these in-memory images carry no names")
     return split.names
 
 
 def labels_of(split: Split) -> torch.Tensor:
-    return split.labels if isinstance(split, ImageArrays) else torch.tensor([c for _, c in split.entries])
+    return split.labels
 
 
 def held_key(name: str) -> str:
@@ -129,7 +129,7 @@ def _warn_ignored(ignored: dict[str, str], where: str) -> None:
 
 def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool, strict: bool,
              held_out: Collection[str] | None) -> DataSplits:
-    scan = scan_folder(path)
+    scan = scan_folder(path, progress=progress)
     _warn_ignored(scan.ignored, printable(path.name))
     first = scan.splits.get("train") or next(iter(scan.splits.values()))
     survey = survey_sizes(first)

@@ -16,17 +16,22 @@ import hashlib
 import io
 import logging
 import os
+import posixpath
 import statistics
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import SNIFF_BYTES, decode_rgb, image_size, looks_like_image
-from vggnet.data.ground_truth import label_flat_val
+from vggnet.data.folder_index import FolderIndex, FolderScan
+from vggnet.data.ground_truth import GROUND_TRUTH, label_flat_val
 from vggnet.data.layout import resolve_layout, skip_folder
-from vggnet.data.sources import FileSource, head, open_source, printable
+from vggnet.data.name_table import NameTable
+from vggnet.data.sources import DirectorySource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
 from vggnet.files import UnreadableFile
@@ -41,42 +46,33 @@ SURVEY_SAMPLE = 256
 """How many images (evenly spaced) are measured to decide the image size of a dataset."""
 
 
-@dataclass
-class FolderIndex:
-    """The images of one split: ``(member name, label)`` pairs over a :class:`FileSource`."""
+def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cache: bool = True) -> FolderScan:
+    """Index a class-per-folder directory or archive by the layout rule. A directory's index is
+    cached (:mod:`vggnet.data.scan_cache`) and listed again only when one of its folders changed."""
+    from vggnet.data.scan_cache import read_index, write_index
 
-    source: FileSource
-    entries: list[tuple[str, int]]
-    classes: list[str]
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def subset(self, index: list[int]) -> FolderIndex:
-        return FolderIndex(self.source, [self.entries[i] for i in index], self.classes)
-
-
-@dataclass
-class FolderScan:
-    """A dataset's splits (``train``/``val``/``test``, or ``all`` when it gives none) and the files
-    the layout rule did not use, each with the reason."""
-
-    source: FileSource
-    splits: dict[str, FolderIndex]
-    ignored: dict[str, str] = field(default_factory=dict)
-
-
-def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
-    """Index a class-per-folder directory or archive by the layout rule."""
     root = Path(path)
     if not root.exists():
         raise DataError(f"no such dataset folder or archive: {root}")
     source = open_source(root)
-    listing = source.files(skip=skip_folder)
+    cacheable = use_cache and isinstance(source, DirectorySource)
+    if cacheable and (cached := read_index(source)) is not None:
+        return cached
+    started = time.time()
+    folders: list[str] = []
+    with progress_bar(f"index {printable(root.name)}", total=None, enabled=progress) as bar:
+        def walked(folder: str, entries: int) -> None:
+            folders.append(folder)
+            bar.advance(entries)
+
+        listing = source.files(skip=skip_folder, walked=walked)
     files = sorted(name for name, kind in listing.items() if kind == "file")
     ignored = {name: why for name, why in listing.items() if why != "file"}
+    del listing  # a million entries: not kept while the layout is resolved
+    sniffed: list[str] = []
 
     def is_image(name: str) -> bool:  # a file with no extension: its first bytes tell
+        sniffed.append(name)
         return looks_like_image(head(source, name, SNIFF_BYTES))
 
     unlisted = [name for name, why in ignored.items() if why.startswith("a folder that cannot be listed")]
@@ -102,8 +98,12 @@ def scan_folder(path: str | os.PathLike[str]) -> FolderScan:
             raise DataError(f"split {name!r} has classes missing from {first!r}: "
                             f"{', '.join(printable(u) for u in unknown[:5])}; every class needs a folder in "
                             f"{first!r} (or remove it from {name!r})")
-        result[name] = FolderIndex(source, [(p, index[c]) for p, c in items], classes)
-    return FolderScan(source, result, ignored)
+        labels = np.fromiter((index[c] for _, c in items), dtype=np.int64, count=len(items))
+        result[name] = FolderIndex(source, NameTable.of(p for p, _ in items), np.arange(len(items)), labels, classes)
+    scan = FolderScan(source, result, ignored)
+    if cacheable:
+        write_index(scan, folders, sniffed + [f for f in files if posixpath.basename(f) in GROUND_TRUTH], started)
+    return scan
 
 
 @dataclass
@@ -124,7 +124,8 @@ def survey_sizes(folder: FolderIndex, sample: int = SURVEY_SAMPLE) -> SizeSurvey
     """Measure up to ``sample`` images spread over the whole split (headers only: fast)."""
     step = max(1, len(folder) // sample)
     sides: list[tuple[int, int]] = []
-    for name, _ in folder.entries[::step][:sample]:
+    for i in range(0, len(folder), step)[:sample]:
+        name = folder.name(i)
         try:
             try:  # a header is small; a huge EXIF block may need the whole file
                 w, h = image_size(io.BytesIO(folder.source.read(name, limit=1 << 18)))
@@ -147,7 +148,7 @@ def undecodable(where: str, why: str = "") -> DataError:
 
 def _matches(cached: ImageArrays, folder: FolderIndex) -> bool:
     """A cache entry's classes, files and labels are the split's, file for file."""
-    expected = dict(folder.entries)
+    expected = dict(zip(folder.names(), folder.label_array.tolist(), strict=True))
     if cached.classes != folder.classes or cached.names is None:
         return False
     if set(cached.names) | set(cached.skipped) != set(expected):
@@ -167,7 +168,7 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     """
     from vggnet.data.array_cache import read_cached, write_cached
 
-    names = [n for n, _ in folder.entries]
+    names = folder.names()
     text = f"{folder.source.fingerprint(names)}|{side}|" + "\n".join(names)
     key = hashlib.sha256(text.encode("utf-8", "surrogateescape"))
     key_text = key.hexdigest()[:32]
@@ -188,7 +189,7 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     other_sizes = 0
     square = RescaleCrop(side, side, random=False)  # resize + centre crop; no-op at side x side
     with progress_bar(f"decode {printable(folder.source.path.name)}", total=len(folder), enabled=progress) as bar:
-        for name, label in folder.entries:
+        for name, label in zip(names, folder.label_array.tolist(), strict=True):
             bar.advance()
             try:
                 image = decode_rgb(folder.source.read(name))
@@ -213,32 +214,43 @@ def load_folder_arrays(folder: FolderIndex, side: int, *, progress: bool = True,
     return arrays
 
 
-class FolderDataset(torch.utils.data.Dataset):
-    """Streams large images: decode, ``transform`` (PIL -> uint8 CHW tensor), label.
+SUBSTITUTE_TRIES = 16
+"""How many following images a substituting dataset tries in place of an undecodable one."""
 
-    A file that cannot be decoded yields a zero image with label ``-(index + 1)``: negative, so
-    the loader (:class:`~vggnet.data.loader.StreamedBatches`) drops it, and :meth:`name_of` says
-    which file it was.
+
+class FolderDataset(torch.utils.data.Dataset):
+    """Streams large images: item ``i`` is (decoded and ``transform``-ed uint8 CHW tensor, label,
+    the index of an undecodable file met, or -1).
+
+    An undecodable file comes back as a zero image with label -1, which the loader
+    (:class:`~vggnet.data.loader.StreamedBatches`) drops and names (:meth:`name_of`). With
+    ``substitute`` (distributed training) the next decodable image takes its place instead, so
+    every rank's batches keep their size and count: a rank that dropped a batch would leave the
+    others waiting in the gradient all-reduce.
     """
 
-    def __init__(self, folder: FolderIndex, transform: RescaleCrop, fallback_side: int) -> None:
+    def __init__(self, folder: FolderIndex, transform: RescaleCrop, fallback_side: int,
+                 substitute: bool = False) -> None:
         self.folder = folder
         self.transform = transform
         self.fallback_side = fallback_side
+        self.substitute = substitute
         self.classes = folder.classes
 
     def __len__(self) -> int:
         return len(self.folder)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        name, label = self.folder.entries[i]
-        try:
-            # the largest side the transform may rescale to: a big JPEG is decoded no larger than that
-            image = decode_rgb(self.folder.source.read(name), min_side=max(self.transform.scale))
-            return self.transform(image), label
-        except UnreadableFile:
-            return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -(i + 1)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        for k in range(SUBSTITUTE_TRIES if self.substitute else 1):
+            j = (i + k) % len(self.folder)
+            try:
+                # the largest side the transform may rescale to: a big JPEG is decoded no larger than that
+                image = decode_rgb(self.folder.source.read(self.folder.name(j)), min_side=max(self.transform.scale))
+                return self.transform(image), self.folder.label(j), (i if k else -1)
+            except UnreadableFile:
+                continue
+        return torch.zeros(3, self.fallback_side, self.fallback_side, dtype=torch.uint8), -1, i
 
-    def name_of(self, label: int) -> str:
-        """The file behind a negative label."""
-        return self.folder.source.where(self.folder.entries[-label - 1][0])
+    def name_of(self, index: int) -> str:
+        """The file behind an index the dataset reported as undecodable."""
+        return self.folder.source.where(self.folder.name(index))

@@ -29,6 +29,7 @@ from vggnet.errors import DataError, MissingDependencyError
 KAGGLE = "LOC_val_solution.csv"
 DEVKIT = "ILSVRC2012_validation_ground_truth.txt"
 DEVKIT_META = "meta.mat"
+GROUND_TRUTH = (KAGGLE, DEVKIT, DEVKIT_META)  # files whose content labels images
 BOUNDS = {KAGGLE: 64 << 20, DEVKIT: 4 << 20, DEVKIT_META: 16 << 20}  # 50,000 rows: about 3 MB, 0.2 MB, 2 MB
 WNID = re.compile(r"n\d{8}")
 
@@ -89,7 +90,7 @@ def _devkit(source: FileSource, name: str, files: list[str]) -> dict[str, str]:
 
 def label_flat_val(layout: Layout, source: FileSource, files: list[str]) -> None:
     """Make a flat validation folder the ``val`` split where a ground-truth file labels it."""
-    found = [f for f in files if posixpath.basename(f) in (KAGGLE, DEVKIT)]
+    found = [f for f in files if f.endswith((KAGGLE, DEVKIT)) and posixpath.basename(f) in (KAGGLE, DEVKIT)]
     flat = [name for name, why in layout.ignored.items() if why == UNLABELLED
             and posixpath.basename(posixpath.dirname(name)).lower() in ("val", "valid", "validation")]
     if not found or not flat or "val" in layout.splits:

@@ -61,8 +61,11 @@ def skip_folder(name: str) -> str | None:
 def _run_folders(names: list[str]) -> set[str]:
     """vggnet's run and evaluation folders (report.md beside run.json or metrics.json), and the
     study folders of ``vggnet experiment`` (report.md above run folders)."""
+    reports = {n[:-len("/report.md")] if "/" in n else "" for n in names if n.endswith("report.md")
+               and (n == "report.md" or n.endswith("/report.md"))}
+    if not reports:  # no string set over a million names when there is nothing to look for
+        return set()
     present = set(names)
-    reports = {posixpath.dirname(n) for n in names if posixpath.basename(n) == "report.md"}
     runs = {d for d in reports if any(posixpath.join(d, m) in present for m in RUN_MARKERS)}
     return runs | {d for d in reports if any(posixpath.dirname(r) == d for r in runs)}
 
@@ -70,25 +73,47 @@ def _run_folders(names: list[str]) -> set[str]:
 def candidate_images(names: list[str], is_image: Callable[[str], bool]) -> list[str]:
     """The names a dataset folder would read as images (the rule of :func:`resolve_layout` without
     classes): what ``vggnet predict FOLDER`` scores."""
-    runs = _run_folders(names)
-    return [n for n in names if _why_not(n, runs, is_image) is None]
+    why_not = _Rule(names, is_image)
+    return [n for n in names if why_not(n) is None]
 
 
-def _why_not(name: str, run_folders: set[str], is_image: Callable[[str], bool]) -> str | None:
-    """Why a file is not a candidate image, or None when it is one."""
-    parts = name.split("/")
-    if any(p.startswith(".") for p in parts):
-        return "hidden"
-    if any(p.lower() in LITTER_FOLDERS for p in parts[:-1]) or parts[-1].lower() in LITTER_FILES:
-        return "desktop litter"
-    if any(name.startswith(f"{run}/") or not run for run in run_folders):
-        return "inside a vggnet run folder"
-    suffix = posixpath.splitext(parts[-1])[1].lower()
-    if suffix in IMAGE_EXTENSIONS:
+class _Rule:
+    """Rules 1-2 for one file: why it is not a candidate image, or None. What depends only on the
+    folder is decided once per folder: a dataset of a million files has a few thousand folders."""
+
+    def __init__(self, names: list[str], is_image: Callable[[str], bool]) -> None:
+        self.runs = _run_folders(names)
+        self.is_image = is_image
+        self.folders: dict[str, str | None] = {}
+
+    def _folder(self, folder: str) -> str | None:
+        parts = folder.split("/") if folder else []
+        if any(p.startswith(".") for p in parts):
+            return "hidden"
+        if any(p.lower() in LITTER_FOLDERS for p in parts):
+            return "desktop litter"
+        if any(f"{folder}/".startswith(f"{run}/") or not run for run in self.runs):
+            return "inside a vggnet run folder"
         return None
-    if not suffix:
-        return None if is_image(name) else "no extension, and its content is not an image"
-    return f"not an image ({suffix})"
+
+    def __call__(self, name: str) -> str | None:
+        folder, _, base = name.rpartition("/")
+        if folder not in self.folders:
+            self.folders[folder] = self._folder(folder)
+        why = self.folders[folder]
+        if why is not None:
+            return why
+        if base.startswith("."):
+            return "hidden"
+        if base.lower() in LITTER_FILES:
+            return "desktop litter"
+        dot = base.rfind(".")
+        suffix = base[dot:].lower() if dot > 0 else ""
+        if suffix in IMAGE_EXTENSIONS:
+            return None
+        if not suffix:
+            return None if self.is_image(name) else "no extension, and its content is not an image"
+        return f"not an image ({suffix})"
 
 
 def _split_of(folder: str) -> tuple[str, str] | None:
@@ -181,14 +206,14 @@ def _refuse_lookalike_classes(folders: list[str], root: str) -> None:
 def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str = ".") -> Layout:
     """Apply the rule to the files of a dataset (relative POSIX names); ``root`` names it in errors."""
     ignored: dict[str, str] = {}
-    runs = _run_folders(names)
+    why_not = _Rule(names, is_image)
     images: dict[str, list[str]] = {}  # folder -> its images
     for name in names:
-        why = _why_not(name, runs, is_image)
+        why = why_not(name)
         if why:
             ignored[name] = why
         else:
-            images.setdefault(posixpath.dirname(name), []).append(name)
+            images.setdefault(name.rpartition("/")[0], []).append(name)
     _refuse_unreadable_classes(images, ignored, root)
     if not images:
         return Layout({}, ignored)

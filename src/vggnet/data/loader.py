@@ -69,9 +69,9 @@ class ArrayBatches:
 
 class StreamedBatches:
     """A DataLoader over a :class:`FolderDataset` that yields clean batches: an undecodable file
-    is dropped from its batch and recorded in :attr:`skipped` (file -> why), or, with ``strict``,
-    the first one stops the iteration with a :class:`DataError` naming it. Consumers never see the
-    dataset's negative-label signal."""
+    is recorded in :attr:`skipped` (file -> why) and dropped from its batch (or, in distributed
+    training, replaced by the dataset with another image), or, with ``strict``, the first one stops
+    the iteration with a :class:`DataError` naming it. Consumers never see the dataset's signal."""
 
     def __init__(self, loader: torch.utils.data.DataLoader, strict: bool) -> None:
         self.loader, self.strict = loader, strict
@@ -87,14 +87,14 @@ class StreamedBatches:
             self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in self.loader:
-            bad = labels < 0
-            if bad.any():
-                names = [self.dataset.name_of(label) for label in labels[bad].tolist()]
+        for images, labels, bad in self.loader:
+            if (bad >= 0).any():
+                names = [self.dataset.name_of(i) for i in bad[bad >= 0].tolist()]
                 if self.strict:
                     raise undecodable(names[0])
                 self.skipped.update(dict.fromkeys(names, "cannot be decoded"))
-                images, labels = images[~bad], labels[~bad]
+                keep = labels >= 0
+                images, labels = images[keep], labels[keep]
                 if len(labels) == 0:
                     continue
             yield images, labels
@@ -127,12 +127,16 @@ def make_batches(
         return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device,
                             alternate_flip=alternate_flip and train, flip_seed=flip_seed, shard=shard)
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
-    dataset = FolderDataset(split, transform, fallback_side=crop)
+    if batch_size % world:
+        raise ValueError(f"a global batch of {batch_size} does not split over {world} processes")
+    dataset = FolderDataset(split, transform, fallback_side=crop, substitute=train and world > 1)
     drop_last = train and len(dataset) > batch_size
     sampler = None
     if world > 1:
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train,
                                                       seed=seed, drop_last=drop_last)
+        if generator is not None:  # the workers' seeds: each rank draws its own crops
+            generator = torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
     return StreamedBatches(torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size // world,

@@ -38,8 +38,11 @@ Listing = dict[str, str]  # name -> 'file' | why it is not one (a broken link, a
 SkipFolder = Callable[[str], "str | None"]  # a folder's name -> why it is not entered, or None
 
 
+Walked = Callable[[str, int], None]  # called after each folder is listed: (folder, its entries)
+
+
 def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[str], object],
-          skip: SkipFolder) -> Listing:
+          skip: SkipFolder, walked: Walked | None = None) -> Listing:
     """Depth-first over ``children(dir) -> [(name, 'file'|'dir'|why)]``. Each real folder is read
     once (``identity`` tells folders apart through links), so link cycles and links fanning out to
     the same folders cost nothing; folders ``skip`` names (hidden ones, litter) are not entered."""
@@ -47,7 +50,10 @@ def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[
     seen: dict[object, str] = {identity(""): "."}
 
     def visit(folder: str) -> None:
-        for name, kind in sorted(children(folder)):  # the same classes whatever order the disk lists
+        entries = sorted(children(folder))  # the same classes whatever order the disk lists
+        if walked is not None:
+            walked(folder, len(entries))
+        for name, kind in entries:
             path = f"{folder}/{name}" if folder else name
             if kind != "dir":
                 found[path] = kind
@@ -75,7 +81,9 @@ class FileSource:
 
     path: Path
 
-    def files(self, skip: SkipFolder = _enter_all) -> Listing:
+    def files(self, skip: SkipFolder = _enter_all, walked: Walked | None = None) -> Listing:
+        """Every entry below the top (files, and why others are not files); ``walked`` hears of
+        each folder as it is listed."""
         raise NotImplementedError
 
     def read(self, name: str, limit: int | None = None) -> bytes:
@@ -108,12 +116,14 @@ class DirectorySource(FileSource):
                 raise DataError(f"cannot list {self.path}: {err.strerror}") from None
             return [("", f"a folder that cannot be listed ({err.strerror})")]  # named 'folder/' by the walk
         for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=True)
+            try:  # the kind from the directory listing itself (d_type): no stat per file, unless a link
+                kind = "dir" if entry.is_dir() else "file" if entry.is_file() else None
+                if kind is None:
+                    st = entry.stat(follow_symlinks=True)
+                    kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) \
+                        else "not a regular file"
             except OSError:
-                out.append((entry.name, "a broken link" if entry.is_symlink() else "cannot be read"))
-                continue
-            kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+                kind = "a broken link" if entry.is_symlink() else "cannot be read"
             out.append((entry.name, kind))
         return out
 
@@ -121,8 +131,8 @@ class DirectorySource(FileSource):
         st = os.stat(self.path / folder)
         return st.st_dev, st.st_ino
 
-    def files(self, skip: SkipFolder = _enter_all) -> Listing:
-        return _walk(self._children, self._identity, skip)
+    def files(self, skip: SkipFolder = _enter_all, walked: Walked | None = None) -> Listing:
+        return _walk(self._children, self._identity, skip, walked)
 
     def read(self, name: str, limit: int | None = None) -> bytes:
         return read_regular(self.path / name, self.bound, head=limit)  # a FIFO put here since the listing
@@ -226,9 +236,9 @@ class ArchiveSource(FileSource):
             self._pid = os.getpid()
         return self._tree
 
-    def files(self, skip: SkipFolder = _enter_all) -> Listing:
+    def files(self, skip: SkipFolder = _enter_all, walked: Walked | None = None) -> Listing:
         tree = self._open()
-        found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "", skip)
+        found = _walk(tree.children, lambda folder: tree.resolve(folder) if folder else "", skip, walked)
         return {**tree.ignored, **found}
 
     def _member(self, name: str) -> tuple[tarfile.TarInfo | zipfile.ZipInfo, int]:

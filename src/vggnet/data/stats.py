@@ -22,9 +22,9 @@ def stream_stats(
     view = RescaleCrop(test_scale, crop, random=False)
     step = max(1, len(folder) // sample)
     images = []
-    for name, _ in folder.entries[::step][:sample]:
+    for i in range(0, len(folder), step)[:sample]:
         try:
-            images.append(view(decode_rgb(folder.source.read(name))))
+            images.append(view(decode_rgb(folder.source.read(folder.name(i)))))
         except UnreadableFile:
             continue
     batch = torch.stack(images)

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def _rescale(img: Image.Image, side: int) -> Image.Image:
-    w, h = img.size
+def _rescaled_size(w: int, h: int, side: int) -> tuple[int, int]:
+    """The size of a ``w`` x ``h`` image whose smaller side is rescaled to ``side``."""
     scale = side / min(w, h)
-    return img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+    return max(side, round(w * scale)), max(side, round(h * scale))
 
 
 def to_uint8_chw(img: Image.Image) -> torch.Tensor:
@@ -43,13 +43,18 @@ class RescaleCrop:
     def __call__(self, img: Image.Image) -> torch.Tensor:
         lo, hi = self.scale
         side = int(torch.randint(lo, hi + 1, ()).item()) if self.random and hi > lo else lo
-        img = _rescale(img, side)
+        w, h = img.size
+        width, height = _rescaled_size(w, h, side)
         if self.random:
-            left = int(torch.randint(0, img.width - self.crop + 1, ()).item())
-            top = int(torch.randint(0, img.height - self.crop + 1, ()).item())
+            left = int(torch.randint(0, width - self.crop + 1, ()).item())
+            top = int(torch.randint(0, height - self.crop + 1, ()).item())
         else:
-            left, top = (img.width - self.crop) // 2, (img.height - self.crop) // 2
-        return to_uint8_chw(img.crop((left, top, left + self.crop, top + self.crop)))
+            left, top = (width - self.crop) // 2, (height - self.crop) // 2
+        # only the crop's window is resampled (the same filter as rescaling the whole image, then
+        # cropping): 3x less work for a 224 crop of an image rescaled to 384 x 512
+        sx, sy = w / width, h / height
+        box = (left * sx, top * sy, (left + self.crop) * sx, (top + self.crop) * sy)
+        return to_uint8_chw(img.resize((self.crop, self.crop), Image.BILINEAR, box=box))
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -59,7 +59,8 @@ def _images(split: ImageArrays | FolderIndex, batch_size: int, skipped: list[str
         for start in range(0, len(split), batch_size):
             yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
         return
-    for name, label in split.entries:
+    for i in range(len(split)):
+        name, label = split.name(i), split.label(i)
         try:
             image = to_uint8_chw(decode_rgb(split.source.read(name)))[None]
         except UnreadableFile as err:

@@ -264,6 +264,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
         model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
     wrapped = wrap_model(model, dist, device, recipe.sync_bn)  # DDP starts every rank from rank 0's weights
+    if dist.world > 1:  # from here each rank draws its own dropout masks and crops (the weights are set)
+        torch.manual_seed(seed + 7919 * dist.rank)
     live = _Live(
         run_dir=run_dir, dist=dist, device=device, recipe=recipe, splits=splits, summary=summary,
         model=getattr(wrapped, "module", wrapped),  # SyncBatchNorm conversion may have swapped layers
