@@ -14,8 +14,8 @@ hits the page cache. Each step draws a scale S in [256, 512] and a random 224 cr
 * ``raw``: vggnet without draft: ``decode_rgb(bytes)`` + ``RescaleCrop((256, 512), 224)``;
 * ``draft``: vggnet's streamed path (``FolderDataset``): ``decode_rgb(bytes, min_side=512)``: libjpeg
   decodes at 1/2, 1/4 or 1/8 size, only for files whose short side is at least 1024;
-* ``prepared``: what a shard holds: each file re-encoded at short side 256, quality 90, decoded from
-  memory and augmented as ``draft`` (see :func:`shard_mode`, the place for real shards).
+* ``prepared``: the files written by ``vggnet prepare`` (short side 256, quality 90), read out of
+  its tar shards (that read timed apart), decoded and augmented as ``draft``.
 
 Modes alternate over rounds, the order rotating each round; each reports its median images/s; its
 ratio to ``plain`` on the same source files (the median of the per-round ratios, so that a busy round
@@ -28,7 +28,6 @@ the source photos were already compressed; ``--quality 98`` gives about 105 KB (
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import statistics
@@ -95,24 +94,29 @@ def plain_augment(img: Image.Image) -> torch.Tensor:
     return torch.as_tensor(np.array(img, copy=True)).view(CROP, CROP, 3).permute(2, 0, 1)
 
 
-def prepare(data: bytes, side: int = PREPARED_SIDE, quality: int = PREPARED_QUALITY) -> bytes:
-    """A JPEG re-encoded with its short side at ``side``: a stand-in for what a shard writer stores."""
-    img = decode_rgb(data)
-    scale = side / min(img.size)
-    img = img.resize((max(side, round(img.width * scale)), max(side, round(img.height * scale))),
-                     Image.Resampling.LANCZOS)
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=quality)
-    return out.getvalue()
+def prepared_shards(paths: list[Path], folder: Path, quality: int) -> tuple[list[bytes], float]:
+    """The files written by ``vggnet prepare`` (short side 256) and read back out of its shards: the
+    bytes training decodes, and the ms per image the tar reading itself took."""
+    from vggnet.data.prepare import Options, prepare
+    from vggnet.data.shards import load_prepared
+
+    classes = folder / "data" / "photos"  # one class folder: prepare takes what training takes
+    classes.mkdir(parents=True)
+    for p in paths:
+        (classes / p.name).symlink_to(p)
+    prepare(folder / "data", folder / "shards", Options(PREPARED_SIDE, quality), workers=1, progress=False)
+    split = load_prepared(folder / "shards")[0]["all"]
+    began = time.perf_counter()
+    encoded = [data for data, _ in split.images()]
+    return encoded, 1000 * (time.perf_counter() - began) / len(encoded)
 
 
 # ---- SHARDS: the mode over encoded JPEG bytes already in memory -----------------------------------
 def shard_mode(encoded: list[bytes], files: str, name: str = "prepared") -> Mode:
     """Images as a shard holds them, bytes in memory, decoded and augmented as vggnet's streamed path.
 
-    Fed today by :func:`prepare` (short side 256, quality 90, re-encoded by Pillow), which is exactly
-    what the shards will hold; pass the members read out of a real shard instead once there is a
-    writer (reading a tar member costs next to nothing beside the decode).
+    Fed by :func:`prepared_shards`: the members of real shards, read out once (their reading is
+    timed there, apart: a sequential tar read is a small fraction of a decode).
     """
     augment = RescaleCrop(SCALE, CROP, random=True)
     return Mode(name, files, encoded, lambda data: decode_rgb(data, min_side=max(SCALE)), augment,
@@ -168,8 +172,10 @@ def make_sets(args: argparse.Namespace, folder: Path) -> tuple[list[Mode], dict,
         described[files] = {"images": len(paths), "portrait": portrait, "quality": args.quality,
                             "mean_bytes": round(mean_bytes(paths))}
         modes += file_modes(paths, files)
-        modes.append(shard_mode([prepare(p.read_bytes()) for p in paths], files))
+        encoded, read_ms = prepared_shards(paths, folder / f"prepared-{files}", PREPARED_QUALITY)
+        modes.append(shard_mode(encoded, files))
         described[files]["prepared_mean_bytes"] = round(modes[-1].mean_bytes)
+        described[files]["shard_read_ms_per_image"] = round(read_ms, 4)
     sources = [{"name": p.name, "size": f"{p.image.width}x{p.image.height}", "from": p.origin, "licence": p.licence}
                for p in photos]
     return modes, described, sources

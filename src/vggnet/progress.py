@@ -38,13 +38,15 @@ class Bar:
 
 
 @contextmanager
-def progress_bar(description: str, total: float | None, *, enabled: bool = True, unit: str = "items") -> Iterator[Bar]:
-    """A bar with count, rate, elapsed time and ETA; ``unit='bytes'`` shows sizes and speed."""
+def progress_bar(description: str, total: float | None, *, enabled: bool = True, unit: str = "items",
+                 transient: bool = False) -> Iterator[Bar]:
+    """A bar with count, rate, elapsed time and ETA; ``unit='bytes'`` shows sizes and speed;
+    ``transient``: erased when done (a step that is usually quick)."""
     if not enabled:
         yield Bar(None, None)
         return
     count = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), *count,
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[note]}")]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=transient) as progress:
         yield Bar(progress, progress.add_task(description, total=total, note=""))

@@ -225,6 +225,14 @@ ROWS = [
       "{file}/m.onnx", msg="does not exist", writes="{file}/m.onnx"),
     R("quantize-zero-images", "quantize", "--checkpoint", "{run}", "--calibrate", "{data}",
       "--calibration-images", "0", msg="0 is not in the range", usage=True),
+    # prepare
+    R("prepare-missing-data", "prepare", "{missing}", "{out}", msg="no such dataset folder or archive"),
+    R("prepare-junk-data", "prepare", "{junk}.safetensors", "{out}", msg="not a tar or zip archive"),
+    R("prepare-out-is-a-file", "prepare", "{data}", "{file}", msg="is not a folder", writes="{file}/x"),
+    R("prepare-out-in-data", "prepare", "{data}", "{data}/shards", msg="inside the dataset", writes="{data}/shards"),
+    R("prepare-bad-quality", "prepare", "{data}", "{out}", "--quality", "101", msg="--quality 101: give 1 to 100"),
+    R("prepare-bad-side", "prepare", "{data}", "{out}", "--short-side", "9", msg="--short-side 9: give 32"),
+    R("prepare-no-out", "prepare", "{data}", msg="Missing argument 'OUT'", usage=True),
     # weights
     R("weights-list-extra-argument", "weights", "list", "x", msg="unexpected extra argument", usage=True),
     R("weights-download-no-name", "weights", "download", msg="Missing argument 'NAMES...'", usage=True),

@@ -71,8 +71,14 @@ def list_command(as_json: bool) -> None:
 
 @cache_group.command("clear")
 def clear_command() -> None:
-    """Remove every entry (they are decoded again when needed); downloads are left alone."""
+    """Remove every entry (they are decoded again when needed) and every cached folder index;
+    downloads are left alone."""
     from vggnet.data.array_cache import cache_folder, clear_cache
+    from vggnet.data.scan_cache import clear_indexes, index_folder
 
     entries, freed = clear_cache()
     click.echo(f"removed {_entries(entries)} ({_mb(freed)}) from {printable_text(str(cache_folder()))}")
+    indexes, index_bytes = clear_indexes()
+    if indexes:  # folder indexes: listed again at the next run (seconds, not a decode)
+        click.echo(f"removed {indexes} folder index{'es' if indexes != 1 else ''} ({_mb(index_bytes)}) from "
+                   f"{printable_text(str(index_folder()))}")

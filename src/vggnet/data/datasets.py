@@ -25,12 +25,13 @@ import torch
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, SizeSurvey, load_folder_arrays, scan_folder, survey_sizes
+from vggnet.data.shards import ShardSplit, is_prepared, load_prepared
 from vggnet.data.sources import FileSource, printable
 from vggnet.errors import DataError
 
 log = logging.getLogger("vggnet")
 
-Split = ImageArrays | FolderIndex
+Split = ImageArrays | FolderIndex | ShardSplit
 
 
 @dataclass
@@ -69,7 +70,7 @@ class DataSplits:
 
 def names_of(split: Split) -> list[str]:
     """Each image's file (or, for CIFAR, ``train/INDEX``) name."""
-    if isinstance(split, FolderIndex):
+    if not isinstance(split, ImageArrays):
         return split.names()
     if split.names is None:
         raise DataError("these in-memory images carry no names")
@@ -151,13 +152,30 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
     splits = {name: load(folder) for name, folder in scan.splits.items()}
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
                         skipped, scan.ignored, survey=survey, flat="all" in splits, source=scan.source)
+    return _hold_out(result, splits, val_fraction, seed, whole, held_out)
+
+
+def _hold_out(result: DataSplits, splits: dict[str, Split], val_fraction: float, seed: int, whole: bool,
+              held_out: Collection[str] | None) -> DataSplits:
+    """A dataset with no val split of its own: hold out a seeded part of its pool (or the images a
+    run recorded); ``whole``: an unsplit pool is evaluated entire."""
     pool = splits.get("all", splits.get("train"))
-    if "all" in splits and whole:  # evaluate everything
+    if "all" in splits and whole:
         result.val = pool
     elif pool is not None and "val" not in splits:
         result.train, result.val = split_off(pool, val_fraction, seed, held_out)
         result.held_out = names_of(result.val)
     return result
+
+
+def _prepared(path: Path, val_fraction: float, seed: int, whole: bool,
+              held_out: Collection[str] | None) -> DataSplits:
+    """A folder ``vggnet prepare`` wrote: its splits as it recorded them (a pool split as folders are)."""
+    splits, manifest = load_prepared(path)
+    first = splits.get("train") or next(iter(splits.values()))
+    result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
+                        skipped=manifest.get("skipped") or {}, flat="all" in splits)
+    return _hold_out(result, splits, val_fraction, seed, whole, held_out)
 
 
 def _refuse_cifar_among_folders(path: Path) -> None:
@@ -217,6 +235,8 @@ def load_data(
     path = Path(text).expanduser()
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
+    if path.is_dir() and is_prepared(path):
+        return _prepared(path, val_fraction, seed, whole, held_out)
     splits = _folders(path, val_fraction, seed, progress, whole, strict, held_out)
     if splits.skipped:
         name, why = next(iter(splits.skipped.items()))

@@ -60,7 +60,8 @@ def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cac
         return cached
     started = time.time()
     folders: list[str] = []
-    with progress_bar(f"index {printable(root.name)}", total=None, enabled=progress) as bar:
+    shown = progress and isinstance(source, DirectorySource)  # an archive is listed as it is opened
+    with progress_bar(f"index {printable(root.name)}", total=None, enabled=shown, transient=True) as bar:
         def walked(folder: str, entries: int) -> None:
             folders.append(folder)
             bar.advance(entries)

@@ -13,7 +13,10 @@ import torch
 
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.folders import FolderDataset, FolderIndex, undecodable
+from vggnet.data.shard_stream import ShardStream
+from vggnet.data.shards import ShardSplit
 from vggnet.data.transforms import RescaleCrop
+from vggnet.errors import DataError
 
 
 class ArrayBatches:
@@ -67,6 +70,14 @@ class ArrayBatches:
             yield self._take(slice(start, stop) if order is None else order[start:stop])
 
 
+def worker_message(text: str) -> str:
+    """A DataLoader worker's error as the worker raised it, without the traceback the loader adds."""
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    return last.split(": ", 1)[1] if last.startswith(("vggnet.errors.", "DataError")) and ": " in last else last
+
+
 class StreamedBatches:
     """A DataLoader over a :class:`FolderDataset` that yields clean batches: an undecodable file
     is recorded in :attr:`skipped` (file -> why) and dropped from its batch (or, in distributed
@@ -75,18 +86,25 @@ class StreamedBatches:
 
     def __init__(self, loader: torch.utils.data.DataLoader, strict: bool) -> None:
         self.loader, self.strict = loader, strict
-        self.dataset: FolderDataset = loader.dataset
+        self.dataset: FolderDataset | ShardStream = loader.dataset
         self.sampler = loader.sampler
         self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return self.dataset.batches() if isinstance(self.dataset, ShardStream) else len(self.loader)
 
     def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
+        for target in (self.sampler, self.dataset):  # a DistributedSampler, or a shard stream
+            if hasattr(target, "set_epoch"):
+                target.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        try:
+            yield from self._batches()
+        except DataError as err:  # from a worker: its text carries the worker's traceback
+            raise DataError(worker_message(str(err))) from None
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for images, labels, bad in self.loader:
             if (bad >= 0).any():
                 names = [self.dataset.name_of(i) for i in bad[bad >= 0].tolist()]
@@ -101,7 +119,7 @@ class StreamedBatches:
 
 
 def make_batches(
-    split: ImageArrays | FolderIndex,
+    split: ImageArrays | FolderIndex | ShardSplit,
     batch_size: int,
     *,
     train: bool,
@@ -129,6 +147,9 @@ def make_batches(
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
     if batch_size % world:
         raise ValueError(f"a global batch of {batch_size} does not split over {world} processes")
+    if isinstance(split, ShardSplit):
+        return _shard_batches(split, transform, batch_size // world, train=train, device=device, generator=generator,
+                              workers=workers, shard=shard, seed=seed, strict=strict)
     dataset = FolderDataset(split, transform, fallback_side=crop, substitute=train and world > 1)
     drop_last = train and len(dataset) > batch_size
     sampler = None
@@ -147,4 +168,21 @@ def make_batches(
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
+    ), strict)
+
+
+def _shard_batches(split: ShardSplit, transform: RescaleCrop, local_batch: int, *, train: bool, device: torch.device,
+                   generator: torch.Generator | None, workers: int, shard: tuple[int, int], seed: int,
+                   strict: bool) -> StreamedBatches:
+    """Streams over prepared shards: every rank and worker reads its own slice (see ShardStream)."""
+    rank, world = shard
+    stream = ShardStream(split, transform, shuffle=train, seed=seed, rank=rank, world=world, workers=workers,
+                         local_batch=local_batch, drop_last=train, fallback_side=transform.crop,
+                         substitute=train and world > 1)
+    if generator is not None:  # the workers' seeds: each rank draws its own crops
+        generator = torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
+    return StreamedBatches(torch.utils.data.DataLoader(
+        stream, batch_size=local_batch, drop_last=train, generator=generator, num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,  # a worker must see set_epoch's new shard order: it is made each epoch
     ), strict)

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from vggnet.data.arrays import channel_mean_std
 from vggnet.data.decode import decode_rgb
 from vggnet.data.folders import FolderIndex
+from vggnet.data.shards import ShardSplit
 from vggnet.data.transforms import RescaleCrop, pca_basis
 from vggnet.files import UnreadableFile
 
 
+def _sample(split: FolderIndex | ShardSplit, n: int) -> Iterator[bytes]:
+    """The bytes of up to ``n`` images spread over the split."""
+    if isinstance(split, ShardSplit):
+        yield from (data for data, _ in split.sample(n))
+        return
+    for i in range(0, len(split), max(1, len(split) // n))[:n]:
+        try:
+            yield split.source.read(split.name(i))
+        except UnreadableFile:
+            continue
+
+
 def stream_stats(
-    folder: FolderIndex, test_scale: int, crop: int, sample: int = 512
+    folder: FolderIndex | ShardSplit, test_scale: int, crop: int, sample: int = 512
 ) -> tuple[list[float], list[float], torch.Tensor, torch.Tensor]:
     """Mean, std and RGB PCA basis of up to ``sample`` images, rescaled and centre-cropped.
 
@@ -20,11 +35,10 @@ def stream_stats(
     give the per-channel mean to about 0.005 on the [0, 1] scale, well below what matters.
     """
     view = RescaleCrop(test_scale, crop, random=False)
-    step = max(1, len(folder) // sample)
     images = []
-    for i in range(0, len(folder), step)[:sample]:
+    for data in _sample(folder, sample):
         try:
-            images.append(view(decode_rgb(folder.source.read(folder.name(i)))))
+            images.append(view(decode_rgb(data)))
         except UnreadableFile:
             continue
     batch = torch.stack(images)

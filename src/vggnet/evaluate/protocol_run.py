@@ -14,6 +14,7 @@ import torch
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import decode_rgb
 from vggnet.data.folders import FolderIndex, undecodable
+from vggnet.data.shards import ShardSplit
 from vggnet.data.transforms import eval_transform, to_uint8_chw
 from vggnet.errors import VggnetError
 from vggnet.evaluate.metrics import Accumulator, Predictions
@@ -59,16 +60,26 @@ def _images(split: ImageArrays | FolderIndex, batch_size: int, skipped: list[str
         for start in range(0, len(split), batch_size):
             yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
         return
-    for i in range(len(split)):
-        name, label = split.name(i), split.label(i)
+    for data, label, name, where in _encoded(split):
         try:
-            image = to_uint8_chw(decode_rgb(split.source.read(name)))[None]
+            image = to_uint8_chw(decode_rgb(data()))[None]
         except UnreadableFile as err:
             if strict:
-                raise undecodable(split.source.where(name), str(err)) from None
+                raise undecodable(where, str(err)) from None
             skipped.append(name)
             continue
         yield image, torch.tensor([label])
+
+
+def _encoded(split: FolderIndex | ShardSplit) -> Iterator[tuple[Callable[[], bytes], int, str, str]]:
+    """Each image's bytes (read when called), label, name and where a user finds it."""
+    if isinstance(split, ShardSplit):
+        for data, position in split.images():
+            yield (lambda d=data: d), int(split.label_array[position]), split.table[position], split.where(position)
+        return
+    for i in range(len(split)):
+        name = split.name(i)
+        yield (lambda n=name: split.source.read(n)), split.label(i), name, split.source.where(name)
 
 
 @torch.no_grad()

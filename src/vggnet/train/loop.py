@@ -294,6 +294,10 @@ def _optimization(live: _Live, size: int, seed: int, strict: bool, state: dict |
     """Batches, optimizer and schedule; on resume their states, the generators' and the history."""
     recipe, dist = live.recipe, live.dist
     loader_args = {"device": live.device, "crop": size, "scale": recipe.scale, "workers": recipe.workers}
+    short = getattr(live.splits.train, "short_side", 0)
+    if short and max(recipe.scale) > short:
+        log.warning("the shards were prepared at short side %d but training rescales up to %d: images are enlarged "
+                    "(vggnet prepare --short-side %d keeps their detail)", short, max(recipe.scale), max(recipe.scale))
     live.train_batches = make_batches(live.splits.train, recipe.batch_size, train=True, generator=live.shuffle_gen,
                                       alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed,
                                       shard=(dist.rank, dist.world), seed=seed, strict=strict, **loader_args)

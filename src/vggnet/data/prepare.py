@@ -1,0 +1,249 @@
+"""``vggnet prepare``: a dataset written once as resized JPEGs in tar shards (see :mod:`vggnet.data.shards`).
+
+Decoding a 500x375 JPEG and resampling it costs more than the training step can wait for on a
+GPU; decoding one already at the training scale costs a fraction. The pass is planned from the
+folder's index (training images in a seeded order, so every shard mixes the classes; the others
+in order) and each shard is written whole, atomically, by a pool of processes. What is done is
+recorded in OUT/.vggnet-prepare.json, so an interrupted pass resumes where it stopped; the
+manifest is written last, so a half-prepared folder is never read as a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tarfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vggnet import __version__
+from vggnet.atomic import atomic_path, atomic_write_text
+from vggnet.data.decode import decode_rgb
+from vggnet.data.folder_index import FolderIndex
+from vggnet.data.folders import scan_folder
+from vggnet.data.shards import FORMAT, MANIFEST, MAX_MANIFEST, STATE, VERSION, is_prepared, read_manifest, shard_name
+from vggnet.data.sources import FileSource
+from vggnet.errors import DataError, VggnetError
+from vggnet.files import UnreadableFile, read_regular
+from vggnet.progress import progress_bar
+from vggnet.terminal import printable_text as printable
+
+log = logging.getLogger("vggnet")
+
+
+@dataclass(frozen=True)
+class Options:
+    short_side: int = 256
+    quality: int = 90
+    shard_size: int = 1000
+    seed: int = 0
+
+    def check(self) -> None:
+        if not 32 <= self.short_side <= 4096:
+            raise VggnetError(f"--short-side {self.short_side}: give 32 to 4096 (the side training rescales from)")
+        if not 1 <= self.quality <= 100:
+            raise VggnetError(f"--quality {self.quality}: give 1 to 100 (JPEG quality; 90 keeps detail, 75 is smaller)")
+        if not 1 <= self.shard_size <= 1_000_000:
+            raise VggnetError(f"--shard-size {self.shard_size}: give 1 to 1,000,000 images per shard")
+
+
+def check_out(out: Path, data: Path) -> None:
+    """OUT is new, empty, or a folder vggnet prepare wrote; never inside or equal to DATA."""
+    if out.exists() and not out.is_dir():
+        raise VggnetError(f"{out} is not a folder: give a new or empty folder for the shards")
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise VggnetError(f"{out} is inside the dataset {data}: give a folder outside it")
+    if out.is_dir() and any(out.iterdir()) and not is_prepared(out):
+        raise VggnetError(f"{out} holds other files: give a new or empty folder (vggnet never writes among "
+                          "files it did not make)")
+
+
+def _jpeg(data: bytes, short_side: int, quality: int) -> bytes:
+    """An image as RGB JPEG bytes, its shorter side at most ``short_side`` (never enlarged)."""
+    image = decode_rgb(data, min_side=short_side)
+    w, h = image.size
+    if min(w, h) > short_side:
+        scale = short_side / min(w, h)
+        image = image.resize((max(short_side, round(w * scale)), max(short_side, round(h * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(payload), 0o644, 0
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def write_shard(source: FileSource, items: list[tuple[str, int, int]], path: Path, options: Options,
+                strict: bool) -> dict:
+    """One shard: each (name, label, position) read, resized, encoded and stored as
+    ``<position>.jpg`` + ``<position>.cls``. Returns its record; undecodable images are left out
+    and listed (``strict``: the first one stops it)."""
+    written, skipped = [], {}
+    with atomic_path(path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for name, label, position in items:
+                try:
+                    payload = _jpeg(source.read(name), options.short_side, options.quality)
+                except UnreadableFile as err:
+                    if strict:
+                        raise DataError(f"cannot decode {source.where(name)} ({err}); without --strict it is "
+                                        "skipped") from None
+                    skipped[name] = str(err)
+                    continue
+                _member(tar, f"{position:08d}.jpg", payload)
+                _member(tar, f"{position:08d}.cls", str(label).encode())
+                written.append(position)
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        size = os.path.getsize(tmp)
+    return {"file": path.name, "images": len(written), "bytes": size, "sha256": digest.hexdigest(),
+            "written": written, "skipped": skipped}
+
+
+def _plan(scan_splits: dict[str, FolderIndex], options: Options) -> dict[str, np.ndarray]:
+    """Each split's images in shard order: training (and an unsplit pool) shuffled by the seed."""
+    plan = {}
+    for split, index in scan_splits.items():
+        order = np.arange(len(index))
+        if split in ("train", "all"):
+            order = np.random.default_rng(options.seed).permutation(len(index))
+        plan[split] = order
+    return plan
+
+
+def _fingerprint(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], options: Options) -> str:
+    h = hashlib.sha256(json.dumps([FORMAT, VERSION, options.__dict__]).encode())
+    for split, order in plan.items():
+        index = scan_splits[split]
+        h.update(split.encode())
+        for i in order.tolist():
+            h.update(f"{index.name(i)}\0{index.label(i)}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _read_state(out: Path, fingerprint: str) -> dict:
+    """What an earlier pass with this plan wrote: a pass under way (its state file) or a finished
+    one (its manifest, whose shards are checked again so a deleted or cut shard is written anew)."""
+    state_path = out / STATE
+    if state_path.is_file():
+        try:
+            state = json.loads(read_regular(state_path, MAX_MANIFEST))
+        except (ValueError, UnreadableFile):
+            state = {}
+        if state.get("plan") != fingerprint:
+            raise VggnetError(f"{out} holds a partly prepared dataset from other data or options: run the command "
+                              "that started it, give another folder, or delete it")
+        return state
+    if (out / MANIFEST).is_file():
+        manifest = read_manifest(out)
+        if manifest.get("plan") != fingerprint:
+            raise VggnetError(f"{out} holds a dataset prepared from other data or options: give another folder, "
+                              "or delete it first")
+        done = {shard["file"]: shard for entry in manifest["splits"].values() for shard in entry["shards"]}
+        return {"plan": fingerprint, "done": done}
+    return {"plan": fingerprint, "done": {}}
+
+
+def _tasks(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], options: Options, state: dict, out: Path):
+    """(split, shard file, items) for each shard not yet written (or written and since changed)."""
+    for split, order in plan.items():
+        index = scan_splits[split]
+        for k, start in enumerate(range(0, len(order), options.shard_size)):
+            file = shard_name(split, k)
+            done = state["done"].get(file)
+            if done and (out / file).is_file() and (out / file).stat().st_size == done["bytes"]:
+                continue
+            chunk = order[start:start + options.shard_size].tolist()
+            yield file, [(index.name(i), index.label(i), start + j) for j, i in enumerate(chunk)]
+
+
+def _write_all(scan, plan, options: Options, state: dict, out: Path, workers: int, strict: bool,
+               progress: bool) -> None:
+    """Write the missing shards with a pool of processes, recording each as it lands."""
+    remaining = sum(len(o) for o in plan.values()) - sum(d["images"] + len(d["skipped"]) for d in
+                                                         state["done"].values())
+    tasks = _tasks(scan.splits, plan, options, state, out)
+    with progress_bar(f"prepare {printable(out.name)}", total=remaining, enabled=progress) as bar, \
+            ProcessPoolExecutor(max_workers=workers) as pool:
+        running: dict = {}
+        while True:
+            for file, items in tasks:  # keep 2 shards per process in flight: a bounded plan in memory
+                running[pool.submit(write_shard, scan.source, items, out / file, options, strict)] = len(items)
+                if len(running) >= 2 * workers:
+                    break
+            if not running:
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                record = future.result()  # a --strict error stops here, the shards written so far kept
+                record.pop("written")
+                state["done"][record["file"]] = record
+                bar.advance(running.pop(future))
+            atomic_write_text(out / STATE, json.dumps(state))
+
+
+def _assemble(scan, plan, options: Options, state: dict, out: Path, fingerprint: str, data: Path) -> dict:
+    """The index of each split and the manifest, from the shards' records: written last."""
+    manifest = {"format": FORMAT, "version": VERSION, "vggnet": __version__, "plan": fingerprint,
+                "source": printable(str(data)), "short_side": options.short_side, "quality": options.quality,
+                "shard_size": options.shard_size, "seed": options.seed,
+                "classes": next(iter(scan.splits.values())).classes, "splits": {}, "skipped": {}, "complete": True}
+    for split, order in plan.items():
+        index = scan.splits[split]
+        names, labels, shards = [], [], []
+        for k in range(-(-len(order) // options.shard_size)):
+            record = state["done"][shard_name(split, k)]
+            for i in order[k * options.shard_size:(k + 1) * options.shard_size].tolist():
+                if index.name(i) not in record["skipped"]:
+                    names.append(index.name(i))
+                    labels.append(index.label(i))
+            shards.append({key: record[key] for key in ("file", "images", "bytes", "sha256", "skipped")})
+            manifest["skipped"].update(record["skipped"])
+        atomic_write_text(out / f"{split}-index.json", json.dumps({"names": names, "labels": labels}))
+        manifest["splits"][split] = {"images": len(names), "shards": shards}
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    (out / STATE).unlink(missing_ok=True)
+    return manifest
+
+
+def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: Options = Options(), *,
+            workers: int | None = None, progress: bool = True, strict: bool = False) -> dict:
+    """Write ``data`` (a class-per-folder directory or archive) to ``out`` as shards; returns the
+    manifest. Run again after an interruption, it writes only the shards still missing."""
+    options.check()
+    data, out = Path(data).expanduser(), Path(out).expanduser()
+    if not data.exists():
+        raise DataError(f"no such dataset folder or archive: {data}")
+    if data.is_dir() and is_prepared(data):
+        raise VggnetError(f"{data} is already prepared (or being prepared): train on it with --data {data}")
+    check_out(out, data)
+    scan = scan_folder(data, progress=progress)
+    plan = _plan(scan.splits, options)
+    fingerprint = _fingerprint(scan.splits, plan, options)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _read_state(out, fingerprint)
+    if (out / MANIFEST).is_file() and next(_tasks(scan.splits, plan, options, state, out), None) is None:
+        log.info("%s is already prepared from this data with these options", out)
+        return read_manifest(out)
+    for stale in out.glob(".*.tar.*.tmp"):  # from a pass that was killed mid-shard
+        stale.unlink(missing_ok=True)
+    workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
+    _write_all(scan, plan, options, state, out, workers, strict, progress)
+    manifest = _assemble(scan, plan, options, state, out, fingerprint, data)
+    if manifest["skipped"]:
+        name, why = next(iter(manifest["skipped"].items()))
+        log.warning("%d images cannot be decoded and were left out (first: %s, %s); --strict stops instead",
+                    len(manifest["skipped"]), printable(name), why)
+    return manifest
