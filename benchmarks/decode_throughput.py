@@ -94,21 +94,23 @@ def plain_augment(img: Image.Image) -> torch.Tensor:
     return torch.as_tensor(np.array(img, copy=True)).view(CROP, CROP, 3).permute(2, 0, 1)
 
 
-def prepared_shards(paths: list[Path], folder: Path, quality: int) -> tuple[list[bytes], float]:
-    """The files written by ``vggnet prepare`` (short side 256) and read back out of its shards: the
-    bytes training decodes, and the ms per image the tar reading itself took."""
+def prepared_shards(paths: list[Path], folder: Path, quality: int) -> tuple[list[bytes], float, float]:
+    """The files written by ``vggnet prepare`` (short side 256, one process) and read back out of its
+    shards: the bytes training decodes, and the ms per image the preparing and the tar reading took."""
     from vggnet.data.prepare import Options, prepare
-    from vggnet.data.shards import load_prepared
+    from vggnet.data.shard_manifest import load_prepared
 
     classes = folder / "data" / "photos"  # one class folder: prepare takes what training takes
     classes.mkdir(parents=True)
     for p in paths:
         (classes / p.name).symlink_to(p)
+    began = time.perf_counter()
     prepare(folder / "data", folder / "shards", Options(PREPARED_SIDE, quality), workers=1, progress=False)
+    prepare_ms = 1000 * (time.perf_counter() - began) / len(paths)
     split = load_prepared(folder / "shards")[0]["all"]
     began = time.perf_counter()
     encoded = [data for data, _ in split.images()]
-    return encoded, 1000 * (time.perf_counter() - began) / len(encoded)
+    return encoded, prepare_ms, 1000 * (time.perf_counter() - began) / len(encoded)
 
 
 # ---- SHARDS: the mode over encoded JPEG bytes already in memory -----------------------------------
@@ -172,9 +174,10 @@ def make_sets(args: argparse.Namespace, folder: Path) -> tuple[list[Mode], dict,
         described[files] = {"images": len(paths), "portrait": portrait, "quality": args.quality,
                             "mean_bytes": round(mean_bytes(paths))}
         modes += file_modes(paths, files)
-        encoded, read_ms = prepared_shards(paths, folder / f"prepared-{files}", PREPARED_QUALITY)
+        encoded, prepare_ms, read_ms = prepared_shards(paths, folder / f"prepared-{files}", PREPARED_QUALITY)
         modes.append(shard_mode(encoded, files))
         described[files]["prepared_mean_bytes"] = round(modes[-1].mean_bytes)
+        described[files]["prepare_ms_per_image"] = round(prepare_ms, 3)  # the one-off pass, one process
         described[files]["shard_read_ms_per_image"] = round(read_ms, 4)
     sources = [{"name": p.name, "size": f"{p.image.width}x{p.image.height}", "from": p.origin, "licence": p.licence}
                for p in photos]

@@ -70,8 +70,8 @@ def test_every_command_in_the_table_parses_as_written(tmp_path, monkeypatch) -> 
 
     examples = _table_examples()
     assert [shlex.split(e)[1] for e in examples] == ["models", "summary", "compare", "filters", "train", "evaluate",
-                                                     "predict", "export", "quantize", "weights", "cache", "bench",
-                                                     "experiment"]
+                                                     "predict", "export", "quantize", "weights", "prepare", "cache",
+                                                     "bench", "experiment"]
     for example in examples:
         args = shlex.split(example.replace("[", "").replace("]", ""))[1:]
         command, rest = _leaf(args)

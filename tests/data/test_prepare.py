@@ -212,3 +212,28 @@ def test_a_shard_deleted_after_the_pass_is_written_again(tmp_path):
         load_data(out, progress=False)
     prepare(data, out, Options(short_side=48, shard_size=4), workers=1, progress=False)
     assert len(load_data(out, progress=False).train) == 18 and (out / "train-000000.tar").stat().st_ino == kept
+
+
+def test_a_second_pass_into_the_same_folder_at_once_is_refused(tmp_path):
+    from vggnet.data.prepare_state import locked
+
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    with locked(out), pytest.raises(VggnetError, match="another vggnet prepare is writing"):
+        prepare(data, out, Options(short_side=48), workers=1, progress=False)
+
+
+def test_a_pass_stopped_before_its_first_shard_resumes(tmp_path, monkeypatch):
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prep, "_write_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(data, out, Options(short_side=48), workers=1, progress=False)
+    monkeypatch.undo()
+    prepare(data, out, Options(short_side=48), workers=1, progress=False)
+    assert len(load_data(out, progress=False).train) == 18

@@ -129,3 +129,21 @@ def test_an_archive_is_never_cached(tmp_path):
         tar.add(root, arcname=".")
     assert len(scan_folder(tmp_path / "d.tar").splits["all"]) == 5
     assert not (scan_cache.index_folder() / f"{scan_cache._key(tmp_path / 'd.tar')}{scan_cache.SUFFIX}").exists()
+
+
+def test_a_change_made_while_listing_and_its_time_set_back_is_seen(tmp_path, monkeypatch):
+    """tar -x, rsync -a and cp -p set a folder's mtime back after filling it; its change time moves
+    on, and the folder was stamped before it was listed, so the next run lists it again."""
+    root = _tree(tmp_path / "d")
+    real = DirectorySource.files
+
+    def files_then_change(self, *args, **kwargs):
+        listing = real(self, *args, **kwargs)
+        (root / "dog" / "late.jpg").write_bytes(image_bytes((0, 0, 9), 8))
+        os.utime(root / "dog", (OLD, OLD))
+        return listing
+
+    monkeypatch.setattr(DirectorySource, "files", files_then_change)
+    assert len(scan_folder(root).splits["all"]) == 5  # what the listing saw
+    monkeypatch.setattr(DirectorySource, "files", real)
+    assert len(scan_folder(root).splits["all"]) == 6

@@ -92,8 +92,7 @@ def _images(epoch: dict, labels: dict[int, int]) -> list[int]:
 
 def test_training_streams_give_every_rank_equal_whole_batches_and_no_image_twice(ranks):
     records, labels = ranks
-    per_stream = N // (WORLD * WORKERS)  # 15: the other 3 wait for another epoch's order
-    batches = WORKERS * (per_stream // LOCAL)  # each worker's partial batch is dropped
+    batches = (N // WORLD) // LOCAL  # 10 whole batches per rank, dealt to its workers; 3 images wait
     orders = []
     for epoch in EPOCHS:
         seen = []

@@ -25,7 +25,8 @@ import torch
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, SizeSurvey, load_folder_arrays, scan_folder, survey_sizes
-from vggnet.data.shards import ShardSplit, is_prepared, load_prepared
+from vggnet.data.shard_manifest import load_prepared
+from vggnet.data.shards import ShardSplit, is_prepared
 from vggnet.data.sources import FileSource, printable
 from vggnet.errors import DataError
 
@@ -168,10 +169,10 @@ def _hold_out(result: DataSplits, splits: dict[str, Split], val_fraction: float,
     return result
 
 
-def _prepared(path: Path, val_fraction: float, seed: int, whole: bool,
+def _prepared(path: Path, val_fraction: float, seed: int, whole: bool, strict: bool,
               held_out: Collection[str] | None) -> DataSplits:
     """A folder ``vggnet prepare`` wrote: its splits as it recorded them (a pool split as folders are)."""
-    splits, manifest = load_prepared(path)
+    splits, manifest = load_prepared(path, strict)
     first = splits.get("train") or next(iter(splits.values()))
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
                         skipped=manifest.get("skipped") or {}, flat="all" in splits)
@@ -236,7 +237,7 @@ def load_data(
     if not path.exists():
         raise DataError(f"unknown dataset {text!r}: not 'cifar10', 'sample', nor an existing path")
     if path.is_dir() and is_prepared(path):
-        return _prepared(path, val_fraction, seed, whole, held_out)
+        return _prepared(path, val_fraction, seed, whole, strict, held_out)
     splits = _folders(path, val_fraction, seed, progress, whole, strict, held_out)
     if splits.skipped:
         name, why = next(iter(splits.skipped.items()))

@@ -49,7 +49,7 @@ SURVEY_SAMPLE = 256
 def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cache: bool = True) -> FolderScan:
     """Index a class-per-folder directory or archive by the layout rule. A directory's index is
     cached (:mod:`vggnet.data.scan_cache`) and listed again only when one of its folders changed."""
-    from vggnet.data.scan_cache import read_index, write_index
+    from vggnet.data.scan_cache import Stamp, read_index, stamp, write_index
 
     root = Path(path)
     if not root.exists():
@@ -59,12 +59,16 @@ def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cac
     if cacheable and (cached := read_index(source)) is not None:
         return cached
     started = time.time()
-    folders: list[str] = []
+    stamps: list[Stamp] = []
     shown = progress and isinstance(source, DirectorySource)  # an archive is listed as it is opened
-    with progress_bar(f"index {printable(root.name)}", total=None, enabled=shown, transient=True) as bar:
-        def walked(folder: str, entries: int) -> None:
-            folders.append(folder)
-            bar.advance(entries)
+    with progress_bar(f"index {printable(root.name)} (folders)", total=None, enabled=shown, transient=True) as bar:
+        def walked(folder: str) -> None:  # stamped before it is listed: a change made meanwhile shows next time
+            if cacheable:
+                try:
+                    stamps.append(stamp(root, folder, folder=True))
+                except OSError:  # gone meanwhile: a stamp that never matches, so it is listed again
+                    stamps.append([folder, -1, -1, -1, -1])
+            bar.advance()
 
         listing = source.files(skip=skip_folder, walked=walked)
     files = sorted(name for name, kind in listing.items() if kind == "file")
@@ -103,7 +107,7 @@ def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cac
         result[name] = FolderIndex(source, NameTable.of(p for p, _ in items), np.arange(len(items)), labels, classes)
     scan = FolderScan(source, result, ignored)
     if cacheable:
-        write_index(scan, folders, sniffed + [f for f in files if posixpath.basename(f) in GROUND_TRUTH], started)
+        write_index(scan, stamps, sniffed + [f for f in files if posixpath.basename(f) in GROUND_TRUTH], started)
     return scan
 
 

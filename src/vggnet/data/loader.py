@@ -177,12 +177,11 @@ def _shard_batches(split: ShardSplit, transform: RescaleCrop, local_batch: int, 
     """Streams over prepared shards: every rank and worker reads its own slice (see ShardStream)."""
     rank, world = shard
     stream = ShardStream(split, transform, shuffle=train, seed=seed, rank=rank, world=world, workers=workers,
-                         local_batch=local_batch, drop_last=train, fallback_side=transform.crop,
-                         substitute=train and world > 1)
+                         local_batch=local_batch, fallback_side=transform.crop, substitute=train and world > 1)
     if generator is not None:  # the workers' seeds: each rank draws its own crops
         generator = torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
     return StreamedBatches(torch.utils.data.DataLoader(
-        stream, batch_size=local_batch, drop_last=train, generator=generator, num_workers=workers,
+        stream, batch_size=local_batch, generator=generator, num_workers=workers,  # slices hold whole batches
         pin_memory=device.type == "cuda",
         persistent_workers=False,  # a worker must see set_epoch's new shard order: it is made each epoch
     ), strict)

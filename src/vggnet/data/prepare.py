@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tarfile
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,12 @@ from vggnet.atomic import atomic_path, atomic_write_text
 from vggnet.data.decode import decode_rgb
 from vggnet.data.folder_index import FolderIndex
 from vggnet.data.folders import scan_folder
-from vggnet.data.shards import FORMAT, MANIFEST, MAX_MANIFEST, STATE, VERSION, is_prepared, read_manifest, shard_name
+from vggnet.data.prepare_state import RECORD_KEYS, intact, locked, ours, read_state
+from vggnet.data.shard_manifest import read_manifest
+from vggnet.data.shards import FORMAT, MANIFEST, STATE, VERSION, is_prepared, shard_name
 from vggnet.data.sources import FileSource
 from vggnet.errors import DataError, VggnetError
-from vggnet.files import UnreadableFile, read_regular
+from vggnet.files import UnreadableFile
 from vggnet.progress import progress_bar
 from vggnet.terminal import printable_text as printable
 
@@ -60,7 +63,7 @@ def check_out(out: Path, data: Path) -> None:
         raise VggnetError(f"{out} is not a folder: give a new or empty folder for the shards")
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise VggnetError(f"{out} is inside the dataset {data}: give a folder outside it")
-    if out.is_dir() and any(out.iterdir()) and not is_prepared(out):
+    if out.is_dir() and any(out.iterdir()) and not ours(out):
         raise VggnetError(f"{out} holds other files: give a new or empty folder (vggnet never writes among "
                           "files it did not make)")
 
@@ -84,14 +87,16 @@ def _member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def write_shard(source: FileSource, items: list[tuple[str, int, int]], path: Path, options: Options,
-                strict: bool) -> dict:
-    """One shard: each (name, label, position) read, resized, encoded and stored as
-    ``<position>.jpg`` + ``<position>.cls``. Returns its record; undecodable images are left out
-    and listed (``strict``: the first one stops it)."""
-    written, skipped = [], {}
+                strict: bool, parent: int | None = None) -> dict:
+    """One shard: each (name, label, key) read, resized, encoded and stored as ``<key>.jpg`` +
+    ``<key>.cls``. Returns its record; undecodable images are left out and listed (``strict``: the
+    first one stops it). A pool worker whose ``parent`` died stops instead of writing on."""
+    skipped = {}
     with atomic_path(path) as tmp:
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for name, label, position in items:
+                if parent is not None and os.getppid() != parent:
+                    raise SystemExit("vggnet prepare stopped")
                 try:
                     payload = _jpeg(source.read(name), options.short_side, options.quality)
                 except UnreadableFile as err:
@@ -102,14 +107,13 @@ def write_shard(source: FileSource, items: list[tuple[str, int, int]], path: Pat
                     continue
                 _member(tar, f"{position:08d}.jpg", payload)
                 _member(tar, f"{position:08d}.cls", str(label).encode())
-                written.append(position)
         digest = hashlib.sha256()
         with open(tmp, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         size = os.path.getsize(tmp)
-    return {"file": path.name, "images": len(written), "bytes": size, "sha256": digest.hexdigest(),
-            "written": written, "skipped": skipped}
+    return {"file": path.name, "images": len(items) - len(skipped), "bytes": size, "sha256": digest.hexdigest(),
+            "skipped": skipped}
 
 
 def _plan(scan_splits: dict[str, FolderIndex], options: Options) -> dict[str, np.ndarray]:
@@ -133,54 +137,40 @@ def _fingerprint(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray
     return h.hexdigest()
 
 
-def _read_state(out: Path, fingerprint: str) -> dict:
-    """What an earlier pass with this plan wrote: a pass under way (its state file) or a finished
-    one (its manifest, whose shards are checked again so a deleted or cut shard is written anew)."""
-    state_path = out / STATE
-    if state_path.is_file():
-        try:
-            state = json.loads(read_regular(state_path, MAX_MANIFEST))
-        except (ValueError, UnreadableFile):
-            state = {}
-        if state.get("plan") != fingerprint:
-            raise VggnetError(f"{out} holds a partly prepared dataset from other data or options: run the command "
-                              "that started it, give another folder, or delete it")
-        return state
-    if (out / MANIFEST).is_file():
-        manifest = read_manifest(out)
-        if manifest.get("plan") != fingerprint:
-            raise VggnetError(f"{out} holds a dataset prepared from other data or options: give another folder, "
-                              "or delete it first")
-        done = {shard["file"]: shard for entry in manifest["splits"].values() for shard in entry["shards"]}
-        return {"plan": fingerprint, "done": done}
-    return {"plan": fingerprint, "done": {}}
+def _missing(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], options: Options, state: dict,
+             out: Path, progress: bool) -> list[tuple[str, int, int]]:
+    """(split, shard number, start) of each shard not written, or not as recorded (checked by SHA-256)."""
+    shards = [(split, k, start) for split, order in plan.items()
+              for k, start in enumerate(range(0, len(order), options.shard_size))]
+    missing = []
+    with progress_bar(f"check {printable(out.name)}", total=len(shards), enabled=progress and bool(state["done"]),
+                      transient=True) as bar:
+        for split, k, start in shards:
+            if not intact(out, state["done"].get(shard_name(split, k))):
+                state["done"].pop(shard_name(split, k), None)
+                missing.append((split, k, start))
+            bar.advance()
+    return missing
 
 
-def _tasks(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], options: Options, state: dict, out: Path):
-    """(split, shard file, items) for each shard not yet written (or written and since changed)."""
-    for split, order in plan.items():
-        index = scan_splits[split]
-        for k, start in enumerate(range(0, len(order), options.shard_size)):
-            file = shard_name(split, k)
-            done = state["done"].get(file)
-            if done and (out / file).is_file() and (out / file).stat().st_size == done["bytes"]:
-                continue
-            chunk = order[start:start + options.shard_size].tolist()
-            yield file, [(index.name(i), index.label(i), start + j) for j, i in enumerate(chunk)]
+def _tasks(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], options: Options,
+           missing: list[tuple[str, int, int]]) -> Iterator[tuple[str, list[tuple[str, int, int]]]]:
+    """(shard file, its (name, label, key) items) for each missing shard, made as they are needed."""
+    for split, k, start in missing:
+        index, chunk = scan_splits[split], plan[split][start:start + options.shard_size].tolist()
+        yield shard_name(split, k), [(index.name(i), index.label(i), start + j) for j, i in enumerate(chunk)]
 
 
-def _write_all(scan, plan, options: Options, state: dict, out: Path, workers: int, strict: bool,
-               progress: bool) -> None:
+def _write_all(scan, tasks: Iterator, total: int, options: Options, state: dict, out: Path, workers: int,
+               strict: bool, progress: bool) -> None:
     """Write the missing shards with a pool of processes, recording each as it lands."""
-    remaining = sum(len(o) for o in plan.values()) - sum(d["images"] + len(d["skipped"]) for d in
-                                                         state["done"].values())
-    tasks = _tasks(scan.splits, plan, options, state, out)
-    with progress_bar(f"prepare {printable(out.name)}", total=remaining, enabled=progress) as bar, \
+    with progress_bar(f"prepare {printable(out.name)}", total=total, enabled=progress) as bar, \
             ProcessPoolExecutor(max_workers=workers) as pool:
         running: dict = {}
         while True:
             for file, items in tasks:  # keep 2 shards per process in flight: a bounded plan in memory
-                running[pool.submit(write_shard, scan.source, items, out / file, options, strict)] = len(items)
+                future = pool.submit(write_shard, scan.source, items, out / file, options, strict, os.getpid())
+                running[future] = len(items)
                 if len(running) >= 2 * workers:
                     break
             if not running:
@@ -188,7 +178,6 @@ def _write_all(scan, plan, options: Options, state: dict, out: Path, workers: in
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 record = future.result()  # a --strict error stops here, the shards written so far kept
-                record.pop("written")
                 state["done"][record["file"]] = record
                 bar.advance(running.pop(future))
             atomic_write_text(out / STATE, json.dumps(state))
@@ -202,16 +191,17 @@ def _assemble(scan, plan, options: Options, state: dict, out: Path, fingerprint:
                 "classes": next(iter(scan.splits.values())).classes, "splits": {}, "skipped": {}, "complete": True}
     for split, order in plan.items():
         index = scan.splits[split]
-        names, labels, shards = [], [], []
-        for k in range(-(-len(order) // options.shard_size)):
+        names, labels, keys, shards = [], [], [], []
+        for k, start in enumerate(range(0, len(order), options.shard_size)):
             record = state["done"][shard_name(split, k)]
-            for i in order[k * options.shard_size:(k + 1) * options.shard_size].tolist():
+            for j, i in enumerate(order[start:start + options.shard_size].tolist()):
                 if index.name(i) not in record["skipped"]:
                     names.append(index.name(i))
                     labels.append(index.label(i))
-            shards.append({key: record[key] for key in ("file", "images", "bytes", "sha256", "skipped")})
+                    keys.append(start + j)
+            shards.append({key: record[key] for key in RECORD_KEYS})
             manifest["skipped"].update(record["skipped"])
-        atomic_write_text(out / f"{split}-index.json", json.dumps({"names": names, "labels": labels}))
+        atomic_write_text(out / f"{split}-index.json", json.dumps({"names": names, "labels": labels, "keys": keys}))
         manifest["splits"][split] = {"images": len(names), "shards": shards}
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     (out / STATE).unlink(missing_ok=True)
@@ -233,17 +223,27 @@ def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: 
     plan = _plan(scan.splits, options)
     fingerprint = _fingerprint(scan.splits, plan, options)
     out.mkdir(parents=True, exist_ok=True)
-    state = _read_state(out, fingerprint)
-    if (out / MANIFEST).is_file() and next(_tasks(scan.splits, plan, options, state, out), None) is None:
-        log.info("%s is already prepared from this data with these options", out)
-        return read_manifest(out)
-    for stale in out.glob(".*.tar.*.tmp"):  # from a pass that was killed mid-shard
-        stale.unlink(missing_ok=True)
-    workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
-    _write_all(scan, plan, options, state, out, workers, strict, progress)
-    manifest = _assemble(scan, plan, options, state, out, fingerprint, data)
+    with locked(out):
+        check_out(out, data)  # again: another pass may have begun while this one read the data
+        state = read_state(out, fingerprint)
+        missing = _missing(scan.splits, plan, options, state, out, progress)
+        if (out / MANIFEST).is_file() and not missing and not os.path.lexists(out / STATE):
+            manifest = read_manifest(out)
+            log.info("%s is already prepared from this data with these options", out)
+        else:
+            atomic_write_text(out / STATE, json.dumps(state))  # from here on, a rerun resumes
+            for stale in out.glob(".*.tar.*.tmp"):  # from a pass that was killed mid-shard
+                stale.unlink(missing_ok=True)
+            workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
+            total = sum(min(options.shard_size, len(plan[split]) - start) for split, _, start in missing)
+            _write_all(scan, _tasks(scan.splits, plan, options, missing), total, options, state, out, workers,
+                       strict, progress)
+            manifest = _assemble(scan, plan, options, state, out, fingerprint, data)
     if manifest["skipped"]:
         name, why = next(iter(manifest["skipped"].items()))
+        if strict:
+            raise DataError(f"cannot decode {printable(name)} ({why}): it was left out of {out}; without --strict "
+                            "it is skipped")
         log.warning("%d images cannot be decoded and were left out (first: %s, %s); --strict stops instead",
                     len(manifest["skipped"]), printable(name), why)
     return manifest

@@ -100,19 +100,23 @@ def read_index(source: DirectorySource) -> FolderScan | None:
     return FolderScan(source, splits, ignored)
 
 
-def write_index(scan: FolderScan, folders: list[str], content_files: list[str], started: float) -> None:
-    """Keep ``scan`` (of a directory) for the next run, unless one of its folders just changed."""
+def write_index(scan: FolderScan, folder_stamps: list[Stamp], content_files: list[str], started: float) -> None:
+    """Keep ``scan`` (of a directory) for the next run, unless one of its folders just changed.
+    ``folder_stamps`` were taken just before each folder was listed, so a change made while it was
+    listed, even one whose modification time was then set back (``tar -x``, ``rsync -a``), changes
+    its change time and shows at the next check."""
     from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     root = scan.source.path
     try:
-        folder_stamps = [stamp(root, name, True) for name in folders]
         file_stamps = [stamp(root, name, False) for name in content_files]
     except OSError:  # changed while being listed: list it again next time
         return
     recent = (started - RACY_S) * 1e9
-    if any(s[3] >= recent for s in folder_stamps + file_stamps):  # mtime: ctime only tells changes apart
+    # a content file is stamped after it was read: a recent change time (which cannot be set back)
+    # may be a change made since, so it is not trusted; folders were stamped before their listing
+    if any(s[3] >= recent for s in folder_stamps) or any(max(s[3], s[4]) >= recent for s in file_stamps):
         log.debug("not caching the index of %s: a folder changed in the last %g s", root, RACY_S)
         return
     first = next(iter(scan.splits.values()))

@@ -8,6 +8,7 @@ both alike.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from vggnet.data.decode import decode_rgb
-from vggnet.data.shards import ShardSplit, shuffled, stream_slices
+from vggnet.data.shards import ShardSplit
 from vggnet.data.transforms import RescaleCrop
 from vggnet.files import UnreadableFile
 
@@ -23,21 +24,65 @@ SHUFFLE_BUFFER = 1000
 """Images each training stream holds to shuffle (about 30 MB of 256-side JPEGs)."""
 
 
+def stream_slices(total: int, world: int, workers: int, batch: int, train: bool) -> list[tuple[int, int]]:
+    """Each stream's [start, stop) in an epoch's sequence of ``total`` images, rank by rank, each
+    rank's ``workers`` streams side by side; positions past ``total`` wrap round to the start.
+
+    - training: each rank gets ``(total // world) // batch`` whole batches, dealt to its workers
+      in whole batches, so every rank yields as many full batches and fewer than ``world * batch``
+      images wait for another epoch's order (with fewer images than that, one padded partial
+      batch per rank, as a folder does);
+    - evaluation: each rank gets ``ceil(total / world)`` images (the last ones wrap round, as
+      DistributedSampler pads), split between its workers; with one process, every image once.
+    """
+    per_rank_batches = (total // world) // batch
+    train = train and per_rank_batches > 0
+    per_rank = per_rank_batches * batch if train else -(-total // world)
+    slices = []
+    for r in range(world):
+        unit, units = (batch, per_rank_batches) if train else (1, per_rank)
+        bounds = [r * per_rank + unit * (units * w // workers) for w in range(workers + 1)]
+        slices += list(itertools.pairwise(bounds))
+    return slices
+
+
+def shuffled(items: Iterator, size: int, rng: random.Random) -> Iterator:
+    """A shuffle buffer: hold ``size`` items, emit a random one as each new one arrives."""
+    buffer: list = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        k = rng.randrange(size)
+        buffer[k], item = item, buffer[k]
+        yield item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def _wrapped(start: int, stop: int, total: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) of an endless repetition of ``total`` positions, as ranges within one."""
+    while start < stop:
+        a = start % total
+        n = min(stop - start, total - a)
+        yield a, a + n
+        start += n
+
+
 class ShardStream(torch.utils.data.IterableDataset):
     """One rank's share of a :class:`ShardSplit` for one epoch (call :meth:`set_epoch` before each).
 
     ``workers`` must be the DataLoader's ``num_workers``: the streams are ``world * max(1, workers)``
-    and :meth:`batches` counts what this rank will yield. Training (``shuffle``) reads the shards
-    in a seeded order per epoch and drops what does not fill equal slices; evaluation reads them in
-    order, every image once (padded across ranks like DistributedSampler when ``world > 1``).
+    (see :func:`stream_slices`) and :meth:`batches` counts what this rank will yield. Training
+    (``shuffle``) reads the shards in a seeded order per epoch; evaluation reads them in order.
     """
 
     def __init__(self, split: ShardSplit, transform: RescaleCrop, *, shuffle: bool, seed: int, rank: int, world: int,
-                 workers: int, local_batch: int, drop_last: bool, fallback_side: int, substitute: bool = False,
+                 workers: int, local_batch: int, fallback_side: int, substitute: bool = False,
                  buffer: int = SHUFFLE_BUFFER) -> None:
         self.split, self.transform, self.shuffle, self.seed = split, transform, shuffle, seed
         self.rank, self.world, self.workers = rank, world, max(1, workers)
-        self.local_batch, self.drop_last, self.buffer = local_batch, drop_last, buffer
+        self.local_batch, self.buffer = local_batch, buffer
         self.fallback_side, self.substitute = fallback_side, substitute
         self.classes = split.classes
         self.epoch = 0
@@ -46,14 +91,12 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.epoch = epoch
 
     def _slices(self) -> list[tuple[int, int]]:
-        mode = "drop" if self.shuffle else "pad" if self.world > 1 else "exact"
-        return stream_slices(len(self.split), self.world * self.workers, mode)
+        return stream_slices(len(self.split), self.world, self.workers, self.local_batch, self.shuffle)
 
     def batches(self) -> int:
         """How many batches this rank yields in an epoch (the same on every rank)."""
         mine = self._slices()[self.rank * self.workers:(self.rank + 1) * self.workers]
-        b = self.local_batch
-        return sum((stop - start) // b if self.drop_last else -(-(stop - start) // b) for start, stop in mine)
+        return sum(-(-(stop - start) // self.local_batch) for start, stop in mine)
 
     def _order(self) -> np.ndarray:
         n = len(self.split.shards)
@@ -64,14 +107,12 @@ class ShardStream(torch.utils.data.IterableDataset):
         order = self._order()
         kept = self.split.kept_per_shard()[order]
         cum = np.concatenate([[0], np.cumsum(kept)])
-        total = int(cum[-1])
-        ranges = [(start, min(stop, total))] + ([(0, stop - total)] if stop > total else [])
-        for a, b in ranges:
+        rows = self.split.rows
+        for a, b in _wrapped(start, stop, int(cum[-1])):
             for j in range(int(np.searchsorted(cum, a, side="right")) - 1, len(order)):
                 if cum[j] >= b:
                     break
                 shard = self.split.shards[order[j]]
-                rows = self.split.rows
                 mine = rows[(rows >= shard.first) & (rows < shard.first + shard.images)]
                 lo, hi = max(a, int(cum[j])) - int(cum[j]), min(b, int(cum[j + 1])) - int(cum[j])
                 yield from self.split.read(shard, mine[lo:hi])

@@ -38,7 +38,7 @@ Listing = dict[str, str]  # name -> 'file' | why it is not one (a broken link, a
 SkipFolder = Callable[[str], "str | None"]  # a folder's name -> why it is not entered, or None
 
 
-Walked = Callable[[str, int], None]  # called after each folder is listed: (folder, its entries)
+Walked = Callable[[str], None]  # called with each folder just before it is listed
 
 
 def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[str], object],
@@ -50,10 +50,9 @@ def _walk(children: Callable[[str], list[tuple[str, str]]], identity: Callable[[
     seen: dict[object, str] = {identity(""): "."}
 
     def visit(folder: str) -> None:
-        entries = sorted(children(folder))  # the same classes whatever order the disk lists
         if walked is not None:
-            walked(folder, len(entries))
-        for name, kind in entries:
+            walked(folder)
+        for name, kind in sorted(children(folder)):  # the same classes whatever order the disk lists
             path = f"{folder}/{name}" if folder else name
             if kind != "dir":
                 found[path] = kind
@@ -83,7 +82,7 @@ class FileSource:
 
     def files(self, skip: SkipFolder = _enter_all, walked: Walked | None = None) -> Listing:
         """Every entry below the top (files, and why others are not files); ``walked`` hears of
-        each folder as it is listed."""
+        each folder just before it is listed."""
         raise NotImplementedError
 
     def read(self, name: str, limit: int | None = None) -> bytes:
