@@ -93,3 +93,14 @@ def test_a_bad_bound_is_one_error_line(monkeypatch):
     assert result.output.strip() == (
         "error: VGGNET_CACHE_MAX_GB must be a number of GiB >= 0 (e.g. 20 or 0.5), got 'plenty'"
     )
+
+
+def test_folder_indexes_are_listed_and_cleared(home, tmp_path):
+    from tests.data.test_scan_cache import _tree
+    from vggnet.data.folders import scan_folder
+
+    scan_folder(_tree(tmp_path / "data"))  # an old folder: its index is kept
+    assert "1 folder index, " in run("cache", "list").output
+    cleared = run("cache", "clear").output
+    assert "removed 1 folder index" in cleared
+    assert "folder index" not in run("cache", "list").output

@@ -237,3 +237,14 @@ def test_a_pass_stopped_before_its_first_shard_resumes(tmp_path, monkeypatch):
     monkeypatch.undo()
     prepare(data, out, Options(short_side=48), workers=1, progress=False)
     assert len(load_data(out, progress=False).train) == 18
+
+
+def test_a_seed_holds_out_the_same_images_of_a_folder_and_of_its_shards(tmp_path):
+    (tmp_path / "d").mkdir()
+    make_data(tmp_path / "d", per_class=(9, 8, 7))
+    data = tmp_path / "d" / "train"  # a flat pool: vggnet holds out the val images
+    prepare(data, tmp_path / "out", Options(short_side=48, shard_size=5), workers=1, progress=False)
+    for seed in (0, 7):
+        folder = load_data(data, val_fraction=0.3, seed=seed, progress=False)
+        shards = load_data(tmp_path / "out", val_fraction=0.3, seed=seed, progress=False)
+        assert sorted(shards.held_out) == sorted(folder.held_out) and len(folder.held_out) == 7

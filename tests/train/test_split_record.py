@@ -178,3 +178,24 @@ def test_an_ensemble_is_scored_on_the_images_every_member_held_out(flat_run):
     both = set(held_out(root / "run")) & set(held_out(root / "other"))
     m = evaluate_checkpoint([root / "run", root / "other"], data, root / "ev", progress=False)
     assert m["images"] == len(both) < 9 and m["images_are"] == f"the {len(both)} images every member held out"
+
+
+def test_a_prepared_copy_of_the_training_folder_scores_the_held_out_images_both_ways(flat_run):
+    """Shards re-encode the images (other sizes), but prepare keeps their names and records where
+    they came from: evaluating the run on its data's prepared folder, or a run trained on shards on
+    their source folder, still scores exactly the held-out images."""
+    from vggnet.data.prepare import Options, prepare
+
+    root, data = flat_run
+    prepare(data, root / "shards", Options(short_side=32), workers=1, progress=False)
+    m = evaluate_checkpoint(root / "run", root / "shards", root / "ev-shards", progress=False)
+    assert (m["split"], m["images"], m["images_are"]) == ("val", 9, "the 9 images the run held out")
+    other = colour_folders(root / "other", per_class=12, seed=5)  # same names, not the source: all of it
+    prepare(other, root / "other-shards", Options(short_side=32), workers=1, progress=False)
+    m = evaluate_checkpoint(root / "run", root / "other-shards", root / "ev-other", progress=False)
+    assert (m["split"], m["images"]) == ("all", 36)
+    train("vgg11_bn", root / "shards", get_recipe("cifar", RECIPE), root / "run-shards", progress=False,
+          device="cpu")
+    held = held_out(root / "run-shards")
+    m = evaluate_checkpoint(root / "run-shards", data, root / "ev-back", progress=False)
+    assert len(held) == 9 and (m["split"], m["images"]) == ("val", 9)

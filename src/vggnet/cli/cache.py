@@ -49,6 +49,7 @@ def list_command(as_json: bool) -> None:
         return
     if not entries:
         click.echo(f"the cache is empty ({printable_text(str(folder))})")
+        _say_indexes()
         return
     right = {"justify": "right"}
     table = Table("entry", Column("images", **right), Column("side", **right), Column("classes", **right),
@@ -67,6 +68,18 @@ def list_command(as_json: bool) -> None:
     total = sum(e.size for e in entries)
     where = printable_text(str(folder))
     click.echo(f"{_entries(len(entries))}, {_mb(total)} in {where} (bound {bound / 2**30:.3g} GiB)")
+    _say_indexes()
+
+
+def _say_indexes() -> None:
+    """The folder indexes beside the decoded images (kept until cleared; each is a few MB)."""
+    from vggnet.data.scan_cache import index_folder
+
+    folder = index_folder()
+    sizes = [p.stat().st_size for p in folder.glob("*.safetensors")] if folder.is_dir() else []
+    if sizes:
+        click.echo(f"{len(sizes)} folder index{'es' if len(sizes) != 1 else ''}, {_mb(sum(sizes))} in "
+                   f"{printable_text(str(folder))}")
 
 
 @cache_group.command("clear")

@@ -50,6 +50,7 @@ class DataSplits:
     survey: SizeSurvey | None = None  # image sizes measured on a sample (class folders only)
     flat: bool = False  # class folders with no split folders: every split is vggnet's own
     source: FileSource | None = None  # where the files are (class folders only)
+    prepared_from: str | None = None  # a prepared folder: the dataset it was made from (absolute path)
 
     @property
     def in_memory(self) -> bool:
@@ -102,13 +103,25 @@ def take_balanced(split: Split, n: int, seed: int) -> Split:
     return subset_of(split, keep.sort().values)
 
 
+def _folder_order(pool: Split) -> torch.Tensor:
+    """The pool's images in the order a class-folder index lists them (folder, then name), so a
+    seed holds out the same images of a folder and of the shards prepared from it (whose training
+    order is shuffled)."""
+    if not isinstance(pool, ShardSplit):
+        return torch.arange(len(pool))
+    names = pool.names()
+    return torch.tensor(sorted(range(len(names)), key=lambda i: (names[i].rpartition("/")[0], names[i])),
+                        dtype=torch.int64)
+
+
 def split_off(pool: Split, val_fraction: float, seed: int,
               held_out: Collection[str] | None = None) -> tuple[Split, Split]:
     """(train, val) from one pool: the images named in ``held_out`` when given (a run's record),
     else a seeded, class-balanced ``val_fraction``."""
     if held_out is None:
-        train_idx, val_idx = stratified_split(labels_of(pool), val_fraction, seed)
-        return subset_of(pool, train_idx), subset_of(pool, val_idx)
+        order = _folder_order(pool)
+        train_idx, val_idx = stratified_split(labels_of(pool)[order], val_fraction, seed)
+        return subset_of(pool, order[train_idx]), subset_of(pool, order[val_idx])
     held = {held_key(n) for n in held_out}
     keys = [held_key(n) for n in names_of(pool)]
     val_idx = [i for i, k in enumerate(keys) if k in held]
@@ -175,7 +188,8 @@ def _prepared(path: Path, val_fraction: float, seed: int, whole: bool, strict: b
     splits, manifest = load_prepared(path, strict)
     first = splits.get("train") or next(iter(splits.values()))
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
-                        skipped=manifest.get("skipped") or {}, flat="all" in splits)
+                        skipped=manifest.get("skipped") or {}, flat="all" in splits,
+                        prepared_from=manifest.get("source") if isinstance(manifest.get("source"), str) else None)
     return _hold_out(result, splits, val_fraction, seed, whole, held_out)
 
 

@@ -31,7 +31,7 @@ from vggnet.data.folder_index import FolderIndex, FolderScan
 from vggnet.data.ground_truth import GROUND_TRUTH, label_flat_val
 from vggnet.data.layout import resolve_layout, skip_folder
 from vggnet.data.name_table import NameTable
-from vggnet.data.sources import DirectorySource, head, open_source, printable
+from vggnet.data.sources import DirectorySource, FileSource, head, open_source, printable
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
 from vggnet.files import UnreadableFile
@@ -93,11 +93,20 @@ def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cac
                 else f"; {len(ignored)} other files ignored" if ignored else "")
         raise DataError(f"no images found in {printable(str(root))} (expected one folder per class holding image "
                         f"files{hint})")
-    first = "train" if "train" in layout.splits else next(iter(layout.splits))
-    classes = sorted({c for _, c in layout.splits[first]})
+    scan = FolderScan(source, _indexes(layout.splits, source), ignored)
+    if cacheable:
+        write_index(scan, stamps, sniffed + [f for f in files if posixpath.basename(f) in GROUND_TRUTH], started)
+    return scan
+
+
+def _indexes(splits: dict[str, list[tuple[str, str]]], source: FileSource) -> dict[str, FolderIndex]:
+    """Each split's (file, class) pairs as an index; the classes are the training split's (or the
+    only split's), and a class another split adds stops here."""
+    first = "train" if "train" in splits else next(iter(splits))
+    classes = sorted({c for _, c in splits[first]})
     index = {c: i for i, c in enumerate(classes)}
     result = {}
-    for name, items in layout.splits.items():
+    for name, items in splits.items():
         unknown = sorted({c for _, c in items} - set(classes))
         if unknown:
             raise DataError(f"split {name!r} has classes missing from {first!r}: "
@@ -105,10 +114,7 @@ def scan_folder(path: str | os.PathLike[str], *, progress: bool = False, use_cac
                             f"{first!r} (or remove it from {name!r})")
         labels = np.fromiter((index[c] for _, c in items), dtype=np.int64, count=len(items))
         result[name] = FolderIndex(source, NameTable.of(p for p, _ in items), np.arange(len(items)), labels, classes)
-    scan = FolderScan(source, result, ignored)
-    if cacheable:
-        write_index(scan, stamps, sniffed + [f for f in files if posixpath.basename(f) in GROUND_TRUTH], started)
-    return scan
+    return result
 
 
 @dataclass

@@ -186,7 +186,7 @@ def _write_all(scan, tasks: Iterator, total: int, options: Options, state: dict,
 def _assemble(scan, plan, options: Options, state: dict, out: Path, fingerprint: str, data: Path) -> dict:
     """The index of each split and the manifest, from the shards' records: written last."""
     manifest = {"format": FORMAT, "version": VERSION, "vggnet": __version__, "plan": fingerprint,
-                "source": printable(str(data)), "short_side": options.short_side, "quality": options.quality,
+                "source": str(data.resolve()), "short_side": options.short_side, "quality": options.quality,
                 "shard_size": options.shard_size, "seed": options.seed,
                 "classes": next(iter(scan.splits.values())).classes, "splits": {}, "skipped": {}, "complete": True}
     for split, order in plan.items():

@@ -143,3 +143,14 @@ def load_prepared(root: Path, strict: bool = False) -> tuple[dict[str, ShardSpli
     splits = {split: _split(root, split, entry, manifest["classes"], manifest["short_side"])
               for split, entry in manifest["splits"].items()}
     return splits, manifest
+
+
+def prepared_source(path: str | os.PathLike[str]) -> str | None:
+    """The dataset a prepared folder was made from (its absolute path), or None: not a prepared
+    folder, or one whose manifest cannot be read."""
+    root = Path(path).expanduser()
+    try:
+        source = read_manifest(root).get("source") if (root / MANIFEST).is_file() else None
+    except DataError:
+        return None
+    return source if isinstance(source, str) else None

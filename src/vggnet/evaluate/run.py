@@ -42,6 +42,14 @@ def held_out_record(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | Non
     return {**first, "held_out": sorted(held), "held_out_bytes": None, "ensemble": True}
 
 
+def _prepared_pair(trained_on: str | None, data: str, splits: DataSplits) -> bool:
+    """The run's data and ``data`` are a dataset and the folder ``vggnet prepare`` made of it (either
+    way round): the same images under the same names, re-encoded."""
+    from vggnet.data.shard_manifest import prepared_source
+
+    return trained_on is not None and (splits.prepared_from == trained_on or prepared_source(trained_on) == data)
+
+
 def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
                 progress: bool, strict: bool, record: dict | None) -> tuple[DataSplits, str, str]:
     """The images to score, the split's name and what they are in words. A dataset's own splits
@@ -66,8 +74,9 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
     pool = splits.val  # a flat folder: every image
     keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
-    own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped
-                        and record.get("held_out_bytes") == held_out_bytes(splits, found))
+    own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped,
+                        and (record.get("held_out_bytes") == held_out_bytes(splits, found)  # or prepared from it
+                             or _prepared_pair(trained_on, data_identity(data), splits)))
     if split == "all" or (split is None and not own):
         return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
     if not own:
