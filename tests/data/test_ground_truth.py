@@ -120,3 +120,15 @@ def test_a_huge_ground_truth_file_is_not_read(tmp_path):
         f.truncate(65 << 20)  # sparse: 65 MB declared, over the 64 MB bound
     with pytest.raises(DataError, match="larger than an ImageNet ground-truth file can be"):
         load_data(root, progress=False)
+
+
+def test_the_ground_truth_file_is_not_reported_unused_and_missing_images_are_counted(tmp_path, caplog):
+    root = _tree(tmp_path / "imagenet", [0, 1])
+    (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n"
+                                               f"ILSVRC2012_val_00000001,{WNIDS[0]} 1 2 3 4\n"
+                                               f"ILSVRC2012_val_00000002,{WNIDS[1]} 1 2 3 4\n"
+                                               f"ILSVRC2012_val_00000003,{WNIDS[2]} 1 2 3 4\n")
+    with caplog.at_level("WARNING", logger="vggnet"):
+        splits = load_data(root, progress=False)
+    assert len(splits.val) == 2 and splits.ignored["LOC_val_solution.csv"].startswith("the labels of")
+    assert "not used" not in caplog.text and "1 of the 3 images LOC_val_solution.csv labels are not in" in caplog.text

@@ -171,7 +171,7 @@ def test_another_pass_into_a_prepared_folder_is_refused_unless_identical(tmp_pat
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert run(data, out, "--short-side", "48", "--workers", "1").exit_code == 0  # nothing to do
     result = run(data, out, "--short-side", "64", "--workers", "1")
-    assert result.exit_code == 2 and "prepared from other data or options" in result.output
+    assert result.exit_code == 2 and "it was prepared with --short-side 48 (now 64)" in result.output
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -248,3 +248,14 @@ def test_a_seed_holds_out_the_same_images_of_a_folder_and_of_its_shards(tmp_path
         folder = load_data(data, val_fraction=0.3, seed=seed, progress=False)
         shards = load_data(tmp_path / "out", val_fraction=0.3, seed=seed, progress=False)
         assert sorted(shards.held_out) == sorted(folder.held_out) and len(folder.held_out) == 7
+
+
+def test_a_shard_or_a_flat_imagenet_val_as_data_says_where_to_point(tmp_path):
+    data = make_data(tmp_path / "data")
+    prepare(data, tmp_path / "out", Options(short_side=48), workers=1, progress=False)
+    with pytest.raises(DataError, match="one shard of a folder vggnet prepare wrote"):
+        load_data(tmp_path / "out" / "train-000000.tar", progress=False)
+    (tmp_path / "val").mkdir()
+    Image.new("RGB", (80, 60)).save(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG")
+    with pytest.raises(DataError, match="ImageNet's flat validation folder"):
+        load_data(tmp_path / "val", progress=False)

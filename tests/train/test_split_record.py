@@ -199,3 +199,18 @@ def test_a_prepared_copy_of_the_training_folder_scores_the_held_out_images_both_
     held = held_out(root / "run-shards")
     m = evaluate_checkpoint(root / "run-shards", data, root / "ev-back", progress=False)
     assert len(held) == 9 and (m["split"], m["images"]) == ("val", 9)
+
+
+def test_a_lone_train_folder_is_scored_like_a_flat_one(flat_run):
+    """train/<class>/ with no val/: the val split is vggnet's own, so another run's checkpoint
+    scores every image (labelled all), never a seeded tenth called the dataset's own val."""
+    root, data = flat_run
+    wrapped = root / "wrapped"
+    shutil.copytree(data, wrapped / "train")
+    m = evaluate_checkpoint(root / "run", wrapped, root / "ev-wrapped", progress=False)
+    assert (m["split"], m["images"]) == ("val", 9) and m["images_are"] == "the 9 images the run held out"
+    other = root / "other"
+    shutil.copytree(colour_folders(root / "o", per_class=12, seed=5), other / "train")
+    m = evaluate_checkpoint(root / "run", other, root / "ev-other", progress=False)
+    assert (m["split"], m["images"], m["images_are"]) == ("all", 36, f"every image of {other}")
+    assert evaluate_checkpoint(root / "run", other, root / "ev-all", split="all", progress=False)["images"] == 36

@@ -22,7 +22,8 @@ from vggnet.terminal import printable_text
 if TYPE_CHECKING:  # the recipes import torch: only inside the commands, so `vggnet train --help` stays fast
     from vggnet.train.recipes import Recipe
 
-DATA_HELP = "'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive or class folders."
+DATA_HELP = ("'cifar10' (downloaded once), 'sample' (embedded, offline), or a PATH: CIFAR archive, class folders, "
+             "or a folder vggnet prepare wrote.")
 
 
 KNOWN_SIZES = {"cifar10": 32, "sample": 32}  # image sides of the named datasets, known before they are read

@@ -25,6 +25,7 @@ import torch
 from vggnet.data.arrays import ImageArrays, stratified_split
 from vggnet.data.cifar import is_cifar_source, load_cifar10
 from vggnet.data.folders import SMALL_SIDE, FolderIndex, SizeSurvey, load_folder_arrays, scan_folder, survey_sizes
+from vggnet.data.ground_truth import USED as GROUND_TRUTH_USED
 from vggnet.data.shard_manifest import load_prepared
 from vggnet.data.shards import ShardSplit, is_prepared
 from vggnet.data.sources import FileSource, printable
@@ -48,7 +49,7 @@ class DataSplits:
     ignored: dict[str, str] = field(default_factory=dict)  # file -> why the layout rule did not use it
     held_out: list[str] | None = None  # val's images, where vggnet split them off (None: a given split)
     survey: SizeSurvey | None = None  # image sizes measured on a sample (class folders only)
-    flat: bool = False  # class folders with no split folders: every split is vggnet's own
+    flat: bool = False  # no val split of its own (class folders alone, or train/ alone): vggnet holds one out
     source: FileSource | None = None  # where the files are (class folders only)
     prepared_from: str | None = None  # a prepared folder: the dataset it was made from (absolute path)
 
@@ -135,7 +136,7 @@ def sample_archive() -> Path:
 
 
 def _warn_ignored(ignored: dict[str, str], where: str) -> None:
-    quiet = {"hidden", "desktop litter", "inside a vggnet run folder"}
+    quiet = {"hidden", "desktop litter", "inside a vggnet run folder", GROUND_TRUTH_USED}
     shown = [n for n, why in ignored.items() if why not in quiet]
     if shown:
         first = ", ".join(f"{printable(n)} ({ignored[n]})" for n in shown[:3])
@@ -165,16 +166,16 @@ def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: 
 
     splits = {name: load(folder) for name, folder in scan.splits.items()}
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
-                        skipped, scan.ignored, survey=survey, flat="all" in splits, source=scan.source)
+                        skipped, scan.ignored, survey=survey, flat="val" not in splits, source=scan.source)
     return _hold_out(result, splits, val_fraction, seed, whole, held_out)
 
 
 def _hold_out(result: DataSplits, splits: dict[str, Split], val_fraction: float, seed: int, whole: bool,
               held_out: Collection[str] | None) -> DataSplits:
     """A dataset with no val split of its own: hold out a seeded part of its pool (or the images a
-    run recorded); ``whole``: an unsplit pool is evaluated entire."""
+    run recorded); ``whole``: the pool (unsplit, or a lone train/) is evaluated entire."""
     pool = splits.get("all", splits.get("train"))
-    if "all" in splits and whole:
+    if whole and pool is not None and "val" not in splits:
         result.val = pool
     elif pool is not None and "val" not in splits:
         result.train, result.val = split_off(pool, val_fraction, seed, held_out)
@@ -188,7 +189,7 @@ def _prepared(path: Path, val_fraction: float, seed: int, whole: bool, strict: b
     splits, manifest = load_prepared(path, strict)
     first = splits.get("train") or next(iter(splits.values()))
     result = DataSplits(str(path), first.classes, splits.get("train"), splits.get("val"), splits.get("test"),
-                        skipped=manifest.get("skipped") or {}, flat="all" in splits,
+                        skipped=manifest.get("skipped") or {}, flat="val" not in splits,
                         prepared_from=manifest.get("source") if isinstance(manifest.get("source"), str) else None)
     return _hold_out(result, splits, val_fraction, seed, whole, held_out)
 
@@ -229,8 +230,9 @@ def load_data(
 ) -> DataSplits:
     """Resolve ``cifar10``, ``sample`` or a path to :class:`DataSplits`.
 
-    ``whole``: a flat class-per-folder PATH becomes one ``val`` split holding every image (what
-    ``vggnet evaluate --split all`` wants), instead of being split with ``seed``. ``held_out``:
+    ``whole``: a PATH with no val split of its own (flat class folders, or train/ alone) gets one
+    ``val`` split holding every image of its pool (what ``vggnet evaluate --split all`` wants),
+    instead of a held-out part chosen by ``seed``. ``held_out``:
     the images (names) to hold out as val, as a run recorded them, instead of the seeded split.
     ``strict``: an image that cannot be decoded stops the load (named) instead of being skipped.
     """

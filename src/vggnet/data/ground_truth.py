@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import posixpath
 import re
 
@@ -26,10 +27,13 @@ from vggnet.data.layout import UNLABELLED, Layout
 from vggnet.data.sources import FileSource, printable
 from vggnet.errors import DataError, MissingDependencyError
 
+log = logging.getLogger("vggnet")
+
 KAGGLE = "LOC_val_solution.csv"
 DEVKIT = "ILSVRC2012_validation_ground_truth.txt"
 DEVKIT_META = "meta.mat"
 GROUND_TRUTH = (KAGGLE, DEVKIT, DEVKIT_META)  # files whose content labels images
+USED = "the labels of the flat validation folder"
 BOUNDS = {KAGGLE: 64 << 20, DEVKIT: 4 << 20, DEVKIT_META: 16 << 20}  # 50,000 rows: about 3 MB, 0.2 MB, 2 MB
 WNID = re.compile(r"n\d{8}")
 
@@ -110,3 +114,10 @@ def label_flat_val(layout: Layout, source: FileSource, files: list[str]) -> None
     if val:
         layout.splits["val"] = val
         layout.roots["val"] = posixpath.dirname(val[0][0])
+        for used in (found[0], posixpath.join(posixpath.dirname(found[0]), DEVKIT_META)):
+            if used in layout.ignored:
+                layout.ignored[used] = USED  # listed with its use, not among the files left out
+        absent = len(labels) - len(val)
+        if absent > 0:
+            log.warning("%d of the %d images %s labels are not in %s: the val split has %d", absent, len(labels),
+                        posixpath.basename(found[0]), printable(layout.roots["val"]), len(val))

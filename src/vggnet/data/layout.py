@@ -203,6 +203,18 @@ def _refuse_lookalike_classes(folders: list[str], root: str) -> None:
         seen[name] = folder
 
 
+def _no_classes_hint(images: dict[str, list[str]]) -> str:
+    """What to do about images with no class folder: ImageNet's flat val and a prepared shard
+    (a tar of numbered JPEGs) each have their own way in."""
+    names = [posixpath.basename(n) for found in images.values() for n in found[:50]]
+    if names and all(n.startswith("ILSVRC2012_val_") for n in names):
+        return ("this is ImageNet's flat validation folder, labelled by LOC_val_solution.csv or the devkit's "
+                "ground truth: point --data at the folder holding train/, val/ and that file")
+    if names and all(n[:8].isdigit() and n.endswith(".jpg") for n in names):
+        return "if this is one shard of a folder vggnet prepare wrote, point --data at that folder"
+    return "put each class's images in a folder named after the class"
+
+
 def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str = ".") -> Layout:
     """Apply the rule to the files of a dataset (relative POSIX names); ``root`` names it in errors."""
     ignored: dict[str, str] = {}
@@ -219,8 +231,7 @@ def resolve_layout(names: list[str], is_image: Callable[[str], bool], root: str 
         return Layout({}, ignored)
     classes = _unlabelled_splits(_class_folders(images, ignored), images, ignored)
     if not classes:
-        raise DataError(f"{root} holds images but no class folders: put each class's images in a folder "
-                        "named after the class")
+        raise DataError(f"{root} holds images but no class folders: {_no_classes_hint(images)}")
     groups = _group(classes, root)
     splits = {split: [(name, posixpath.basename(f)) for f in folders for name in sorted(images[f])]
               for split, folders in groups.items()}

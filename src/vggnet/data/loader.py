@@ -7,6 +7,7 @@ epoch, no workers). Streamed splits go through a DataLoader whose workers decode
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
@@ -138,13 +139,15 @@ def make_batches(
     and named in the iterable's ``skipped`` (in-memory splits have none left to drop).
 
     ``batch_size`` is the global batch; with ``shard=(rank, world)`` this process gets its share
-    of each (a DistributedSampler seeded with ``seed`` for streamed images)."""
+    of each (a DistributedSampler seeded with ``seed`` for streamed images). ``workers`` is at most
+    the cores this process may use."""
     rank, world = shard
     if isinstance(split, ImageArrays):
         drop_last = train and len(split) > batch_size
         return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device,
                             alternate_flip=alternate_flip and train, flip_seed=flip_seed, shard=shard)
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
+    workers = min(workers, len(os.sched_getaffinity(0)))  # more processes than cores only slow decoding down
     if batch_size % world:
         raise ValueError(f"a global batch of {batch_size} does not split over {world} processes")
     if isinstance(split, ShardSplit):

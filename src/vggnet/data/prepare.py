@@ -29,7 +29,7 @@ from vggnet.atomic import atomic_path, atomic_write_text
 from vggnet.data.decode import decode_rgb
 from vggnet.data.folder_index import FolderIndex
 from vggnet.data.folders import scan_folder
-from vggnet.data.prepare_state import RECORD_KEYS, intact, locked, ours, read_state
+from vggnet.data.prepare_state import RECORD_KEYS, intact, locked, ours, read_state, worker_start
 from vggnet.data.shard_manifest import read_manifest
 from vggnet.data.shards import FORMAT, MANIFEST, STATE, VERSION, is_prepared, shard_name
 from vggnet.data.sources import FileSource
@@ -162,10 +162,11 @@ def _tasks(scan_splits: dict[str, FolderIndex], plan: dict[str, np.ndarray], opt
 
 
 def _write_all(scan, tasks: Iterator, total: int, options: Options, state: dict, out: Path, workers: int,
-               strict: bool, progress: bool) -> None:
+               strict: bool, progress: bool, lock_fd: int) -> None:
     """Write the missing shards with a pool of processes, recording each as it lands."""
     with progress_bar(f"prepare {printable(out.name)}", total=total, enabled=progress) as bar, \
-            ProcessPoolExecutor(max_workers=workers) as pool:
+            ProcessPoolExecutor(max_workers=workers, initializer=worker_start,
+                                initargs=(lock_fd, os.getpid())) as pool:
         running: dict = {}
         while True:
             for file, items in tasks:  # keep 2 shards per process in flight: a bounded plan in memory
@@ -223,9 +224,9 @@ def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: 
     plan = _plan(scan.splits, options)
     fingerprint = _fingerprint(scan.splits, plan, options)
     out.mkdir(parents=True, exist_ok=True)
-    with locked(out):
+    with locked(out) as lock_fd:
         check_out(out, data)  # again: another pass may have begun while this one read the data
-        state = read_state(out, fingerprint)
+        state = read_state(out, fingerprint, options.__dict__)
         missing = _missing(scan.splits, plan, options, state, out, progress)
         if (out / MANIFEST).is_file() and not missing and not os.path.lexists(out / STATE):
             manifest = read_manifest(out)
@@ -237,7 +238,7 @@ def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: 
             workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
             total = sum(min(options.shard_size, len(plan[split]) - start) for split, _, start in missing)
             _write_all(scan, _tasks(scan.splits, plan, options, missing), total, options, state, out, workers,
-                       strict, progress)
+                       strict, progress, lock_fd)
             manifest = _assemble(scan, plan, options, state, out, fingerprint, data)
     if manifest["skipped"]:
         name, why = next(iter(manifest["skipped"].items()))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vggnet.data.name_table import NameTable
-from vggnet.data.shards import FORMAT, MANIFEST, SPLITS, STATE, VERSION, Shard, ShardSplit, shard_name
+from vggnet.data.shards import FORMAT, MANIFEST, SPLITS, STATE, VERSION, Shard, ShardSplit, being_written, shard_name
 from vggnet.errors import DataError
 from vggnet.terminal import printable_text as printable
 
@@ -131,6 +131,8 @@ def _split(root: Path, split: str, entry: object, classes: list[str], short_side
 def load_prepared(root: Path, strict: bool = False) -> tuple[dict[str, ShardSplit], dict]:
     """A prepared folder's splits, and its manifest. ``strict``: images left out because they
     could not be decoded stop it, as they stop a folder."""
+    if being_written(root):
+        raise DataError(f"{root} is being prepared right now (vggnet prepare is running): wait for it to finish")
     if (root / STATE).is_file() or (root / STATE).is_symlink():
         raise DataError(f"{root} is only partly prepared: run the same vggnet prepare command again to finish it")
     manifest = read_manifest(root)

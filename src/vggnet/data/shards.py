@@ -15,6 +15,8 @@ needs that); the few images past the last whole slice wait for the next epoch's 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from vggnet.terminal import printable_text as printable
 
 MANIFEST = "vggnet-shards.json"
 STATE = ".vggnet-prepare.json"  # a pass under way (or interrupted): what it has written so far
+LOCK = ".vggnet-prepare.lock"  # held (flock) by the pass writing the folder
 FORMAT = "vggnet-shards"
 VERSION = 1
 SPLITS = ("train", "val", "test", "all")
@@ -161,3 +164,18 @@ class ShardSplit:
 def is_prepared(path: Path) -> bool:
     """A folder vggnet prepare wrote, or began to write."""
     return (path / MANIFEST).is_file() or (path / STATE).is_file()
+
+
+def being_written(path: Path) -> bool:
+    """A vggnet prepare pass holds the folder right now."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

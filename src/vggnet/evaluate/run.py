@@ -71,7 +71,9 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
         split = split or "val"
         mine = same_path and split == "val" and splits.held_out is not None
         return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
-    pool = splits.val  # a flat folder: every image
+    if split == "test" and splits.test is not None:  # train/ and test/, no val/: the test split is its own
+        return splits, "test", "the dataset's own test"
+    pool = splits.val  # no val of its own: every image of its pool
     keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
     own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped,
