@@ -87,3 +87,10 @@ def read_regular(path: str | os.PathLike[str], bound: int | None = None, head: i
     if len(data) > bound:
         raise FileRefused(f"over the {_mib(bound)} that vggnet reads (it grew while read)")
     return data
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -7,7 +7,6 @@ epoch, no workers). Streamed splits go through a DataLoader whose workers decode
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import torch
@@ -18,6 +17,7 @@ from vggnet.data.shard_stream import ShardStream
 from vggnet.data.shards import ShardSplit
 from vggnet.data.transforms import RescaleCrop
 from vggnet.errors import DataError
+from vggnet.files import usable_cores
 
 
 class ArrayBatches:
@@ -147,7 +147,7 @@ def make_batches(
         return ArrayBatches(split, batch_size, shuffle=train, drop_last=drop_last, generator=generator, device=device,
                             alternate_flip=alternate_flip and train, flip_seed=flip_seed, shard=shard)
     transform = RescaleCrop(scale if train else scale[0], crop, random=train)
-    workers = min(workers, len(os.sched_getaffinity(0)))  # more processes than cores only slow decoding down
+    workers = min(workers, usable_cores())  # more processes than cores only slow decoding down
     if batch_size % world:
         raise ValueError(f"a global batch of {batch_size} does not split over {world} processes")
     if isinstance(split, ShardSplit):

@@ -34,7 +34,7 @@ from vggnet.data.shard_manifest import read_manifest
 from vggnet.data.shards import FORMAT, MANIFEST, STATE, VERSION, is_prepared, shard_name
 from vggnet.data.sources import FileSource
 from vggnet.errors import DataError, VggnetError
-from vggnet.files import UnreadableFile
+from vggnet.files import UnreadableFile, usable_cores
 from vggnet.progress import progress_bar
 from vggnet.terminal import printable_text as printable
 
@@ -235,7 +235,7 @@ def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: 
             atomic_write_text(out / STATE, json.dumps(state))  # from here on, a rerun resumes
             for stale in out.glob(".*.tar.*.tmp"):  # from a pass that was killed mid-shard
                 stale.unlink(missing_ok=True)
-            workers = max(1, workers if workers is not None else len(os.sched_getaffinity(0)))
+            workers = max(1, workers if workers is not None else usable_cores())
             total = sum(min(options.shard_size, len(plan[split]) - start) for split, _, start in missing)
             _write_all(scan, _tasks(scan.splits, plan, options, missing), total, options, state, out, workers,
                        strict, progress, lock_fd)

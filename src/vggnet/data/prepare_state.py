@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -46,6 +45,8 @@ def locked(out: Path) -> Iterator[int]:
             raise VggnetError(f"{printable(str(out / LOCK))} is a symbolic link: remove it") from None
         raise
     try:
+        import fcntl  # POSIX; imported here so that reading shards needs no fcntl
+
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,7 +15,6 @@ needs that); the few images past the last whole slice wait for the next epoch's 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tarfile
 from collections.abc import Iterator
@@ -167,7 +166,11 @@ def is_prepared(path: Path) -> bool:
 
 
 def being_written(path: Path) -> bool:
-    """A vggnet prepare pass holds the folder right now."""
+    """A vggnet prepare pass holds the folder right now (where the system has flock)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
     try:
         fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
