@@ -175,9 +175,11 @@ def _hold_out(result: DataSplits, splits: dict[str, Split], val_fraction: float,
     """A dataset with no val split of its own: hold out a seeded part of its pool (or the images a
     run recorded); ``whole``: the pool (unsplit, or a lone train/) is evaluated entire."""
     pool = splits.get("all", splits.get("train"))
-    if whole and pool is not None and "val" not in splits:
+    if pool is None or "val" in splits:
+        return result
+    if whole:
         result.val = pool
-    elif pool is not None and "val" not in splits:
+    else:
         result.train, result.val = split_off(pool, val_fraction, seed, held_out)
         result.held_out = names_of(result.val)
     return result

@@ -38,6 +38,10 @@ class FolderIndex:
     def label(self, i: int) -> int:
         return int(self.label_array[i])
 
+    def spread(self, n: int) -> range:
+        """Up to ``n`` indexes evenly spaced over the split (a sample of it, from end to end)."""
+        return range(0, len(self), max(1, len(self) // n))[:n]
+
     def names(self) -> list[str]:
         return [self.table[int(r)] for r in self.rows]
 

@@ -133,9 +133,8 @@ class SizeSurvey:
 
 def survey_sizes(folder: FolderIndex, sample: int = SURVEY_SAMPLE) -> SizeSurvey:
     """Measure up to ``sample`` images spread over the whole split (headers only: fast)."""
-    step = max(1, len(folder) // sample)
     sides: list[tuple[int, int]] = []
-    for i in range(0, len(folder), step)[:sample]:
+    for i in folder.spread(sample):
         name = folder.name(i)
         try:
             try:  # a header is small; a huge EXIF block may need the whole file

@@ -119,6 +119,11 @@ class StreamedBatches:
             yield images, labels
 
 
+def _per_rank(generator: torch.Generator | None, rank: int) -> torch.Generator | None:
+    """The DataLoader's generator seeds its workers: one per rank, so each rank draws its own crops."""
+    return None if generator is None else torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
+
+
 def make_batches(
     split: ImageArrays | FolderIndex | ShardSplit,
     batch_size: int,
@@ -159,8 +164,7 @@ def make_batches(
     if world > 1:
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train,
                                                       seed=seed, drop_last=drop_last)
-        if generator is not None:  # the workers' seeds: each rank draws its own crops
-            generator = torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
+        generator = _per_rank(generator, rank)
     return StreamedBatches(torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size // world,
@@ -181,10 +185,9 @@ def _shard_batches(split: ShardSplit, transform: RescaleCrop, local_batch: int, 
     rank, world = shard
     stream = ShardStream(split, transform, shuffle=train, seed=seed, rank=rank, world=world, workers=workers,
                          local_batch=local_batch, fallback_side=transform.crop, substitute=train and world > 1)
-    if generator is not None:  # the workers' seeds: each rank draws its own crops
-        generator = torch.Generator().manual_seed(generator.initial_seed() + 7919 * rank)
     return StreamedBatches(torch.utils.data.DataLoader(
-        stream, batch_size=local_batch, generator=generator, num_workers=workers,  # slices hold whole batches
+        stream, batch_size=local_batch, num_workers=workers,  # no drop_last: the slices hold whole batches
+        generator=_per_rank(generator, rank),
         pin_memory=device.type == "cuda",
         persistent_workers=False,  # a worker must see set_epoch's new shard order: it is made each epoch
     ), strict)

@@ -27,12 +27,14 @@ from PIL import Image
 from vggnet import __version__
 from vggnet.atomic import atomic_path, atomic_write_text
 from vggnet.data.decode import decode_rgb
+from vggnet.data.download import file_digest
 from vggnet.data.folder_index import FolderIndex
 from vggnet.data.folders import scan_folder
 from vggnet.data.prepare_state import RECORD_KEYS, intact, locked, ours, read_state, worker_start
 from vggnet.data.shard_manifest import read_manifest
 from vggnet.data.shards import FORMAT, MANIFEST, STATE, VERSION, is_prepared, shard_name
 from vggnet.data.sources import FileSource
+from vggnet.data.transforms import rescaled_size
 from vggnet.errors import DataError, VggnetError
 from vggnet.files import UnreadableFile, usable_cores
 from vggnet.progress import progress_bar
@@ -71,10 +73,8 @@ def check_out(out: Path, data: Path) -> None:
 def _jpeg(data: bytes, short_side: int, quality: int) -> bytes:
     """An image as RGB JPEG bytes, its shorter side at most ``short_side`` (never enlarged)."""
     image = decode_rgb(data, min_side=short_side)
-    w, h = image.size
-    if min(w, h) > short_side:
-        scale = short_side / min(w, h)
-        image = image.resize((max(short_side, round(w * scale)), max(short_side, round(h * scale))), Image.LANCZOS)
+    if min(image.size) > short_side:
+        image = image.resize(rescaled_size(*image.size, short_side), Image.LANCZOS)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -107,13 +107,9 @@ def write_shard(source: FileSource, items: list[tuple[str, int, int]], path: Pat
                     continue
                 _member(tar, f"{position:08d}.jpg", payload)
                 _member(tar, f"{position:08d}.cls", str(label).encode())
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        size = os.path.getsize(tmp)
-    return {"file": path.name, "images": len(items) - len(skipped), "bytes": size, "sha256": digest.hexdigest(),
-            "skipped": skipped}
+        record = {"file": path.name, "images": len(items) - len(skipped), "bytes": os.path.getsize(tmp),
+                  "sha256": file_digest(tmp, "sha256"), "skipped": skipped}
+    return record
 
 
 def _plan(scan_splits: dict[str, FolderIndex], options: Options) -> dict[str, np.ndarray]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import json
 import os
 import signal
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from vggnet.data.download import file_digest
 from vggnet.data.shard_manifest import MAX_MANIFEST, read_manifest, read_own
 from vggnet.data.shards import LOCK, MANIFEST, STATE
 from vggnet.errors import DataError, VggnetError
@@ -106,16 +107,11 @@ def intact(out: Path, record: dict | None) -> bool:
         return False
     path = out / record["file"]
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        st = os.lstat(path)  # no link: the reader refuses one too
     except OSError:
         return False
-    with os.fdopen(fd, "rb") as f:
-        if os.fstat(fd).st_size != record["bytes"]:
-            return False
-        digest = hashlib.sha256()
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest() == record["sha256"]
+    return stat.S_ISREG(st.st_mode) and st.st_size == record["bytes"] \
+        and file_digest(path, "sha256") == record["sha256"]
 
 
 def worker_start(lock_fd: int, parent: int) -> None:

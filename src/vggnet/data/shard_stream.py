@@ -107,15 +107,13 @@ class ShardStream(torch.utils.data.IterableDataset):
         order = self._order()
         kept = self.split.kept_per_shard()[order]
         cum = np.concatenate([[0], np.cumsum(kept)])
-        rows = self.split.rows
         for a, b in _wrapped(start, stop, int(cum[-1])):
             for j in range(int(np.searchsorted(cum, a, side="right")) - 1, len(order)):
                 if cum[j] >= b:
                     break
                 shard = self.split.shards[order[j]]
-                mine = rows[(rows >= shard.first) & (rows < shard.first + shard.images)]
                 lo, hi = max(a, int(cum[j])) - int(cum[j]), min(b, int(cum[j + 1])) - int(cum[j])
-                yield from self.split.read(shard, mine[lo:hi])
+                yield from self.split.read(shard, self.split.rows_in(shard)[lo:hi])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, int, int]]:
         info = torch.utils.data.get_worker_info()

@@ -94,24 +94,28 @@ class ShardSplit:
         starts = np.array([s.first for s in self.shards] + [len(self.table)])
         return np.diff(np.searchsorted(self.rows, starts))
 
+    def rows_in(self, shard: Shard) -> np.ndarray:
+        """The positions in use that ``shard`` holds (``rows`` is sorted: two binary searches)."""
+        lo, hi = np.searchsorted(self.rows, [shard.first, shard.first + shard.images])
+        return self.rows[lo:hi]
+
     def read(self, shard: Shard, wanted: np.ndarray) -> Iterator[tuple[bytes, int]]:
         """The JPEG bytes of the images at ``wanted`` positions (ascending) in ``shard``, in order.
         The k-th ``.jpg`` member of a shard is the image at position ``shard.first + k``."""
         path = self.root / shard.file
-        want = iter((wanted - shard.first).tolist())
-        nxt = next(want, None)
-        bound = max_file_bytes()
         try:
-            yield from self._members(path, shard, want, nxt, bound)
+            yield from self._members(path, shard, (wanted - shard.first).tolist())
         except (tarfile.TarError, OSError, EOFError) as err:
             raise DataError(f"cannot read shard {path} ({err}): it is damaged; delete it and run vggnet prepare "
                             "again (it resumes)") from None
 
-    def _members(self, path: Path, shard: Shard, want: Iterator[int], nxt: int | None,
-                 bound: int) -> Iterator[tuple[bytes, int]]:
+    def _members(self, path: Path, shard: Shard, offsets: list[int]) -> Iterator[tuple[bytes, int]]:
         """Walk the shard's members: the k-th ``.jpg`` is image ``shard.first + k``; each one read
         must carry its recorded key and be followed by its ``.cls`` holding its recorded label (a
         shard copied over another, or members added, stop here rather than mislabel)."""
+        want = iter(offsets)
+        nxt = next(want, None)
+        bound = max_file_bytes()
         k = -1
         with tarfile.open(path, "r:") as tar:
             while nxt is not None and (member := tar.next()) is not None:
@@ -140,8 +144,7 @@ class ShardSplit:
     def images(self) -> Iterator[tuple[bytes, int]]:
         """Every image in use, in shard order: (bytes, position)."""
         for shard in self.shards:
-            mine = self.rows[(self.rows >= shard.first) & (self.rows < shard.first + shard.images)]
-            if len(mine):
+            if len(mine := self.rows_in(shard)):
                 yield from self.read(shard, mine)
 
     def sample(self, n: int) -> list[tuple[bytes, int]]:
@@ -155,8 +158,7 @@ class ShardSplit:
         out = []
         for k in chosen:
             shard = self.shards[k]
-            mine = self.rows[(self.rows >= shard.first) & (self.rows < shard.first + shard.images)][:per]
-            out += [(data, int(self.label_array[pos])) for data, pos in self.read(shard, mine)]
+            out += [(data, int(self.label_array[pos])) for data, pos in self.read(shard, self.rows_in(shard)[:per])]
         return out[:n]
 
 

@@ -19,7 +19,7 @@ def _sample(split: FolderIndex | ShardSplit, n: int) -> Iterator[bytes]:
     if isinstance(split, ShardSplit):
         yield from (data for data, _ in split.sample(n))
         return
-    for i in range(0, len(split), max(1, len(split) // n))[:n]:
+    for i in split.spread(n):
         try:
             yield split.source.read(split.name(i))
         except UnreadableFile:

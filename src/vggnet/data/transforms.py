@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def _rescaled_size(w: int, h: int, side: int) -> tuple[int, int]:
+def rescaled_size(w: int, h: int, side: int) -> tuple[int, int]:
     """The size of a ``w`` x ``h`` image whose smaller side is rescaled to ``side``."""
     scale = side / min(w, h)
     return max(side, round(w * scale)), max(side, round(h * scale))
@@ -44,7 +44,7 @@ class RescaleCrop:
         lo, hi = self.scale
         side = int(torch.randint(lo, hi + 1, ()).item()) if self.random and hi > lo else lo
         w, h = img.size
-        width, height = _rescaled_size(w, h, side)
+        width, height = rescaled_size(w, h, side)
         if self.random:
             left = int(torch.randint(0, width - self.crop + 1, ()).item())
             top = int(torch.randint(0, height - self.crop + 1, ()).item())
