@@ -259,3 +259,11 @@ def test_a_shard_or_a_flat_imagenet_val_as_data_says_where_to_point(tmp_path):
     Image.new("RGB", (80, 60)).save(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG")
     with pytest.raises(DataError, match="ImageNet's flat validation folder"):
         load_data(tmp_path / "val", progress=False)
+
+
+def test_files_the_shards_will_not_hold_are_named_before_the_pass(tmp_path, caplog):
+    data = make_data(tmp_path / "data")
+    (data / "train" / "notes.txt").write_text("not an image")
+    with caplog.at_level("WARNING", logger="vggnet"):
+        prepare(data, tmp_path / "out", Options(short_side=48), workers=1, progress=False)
+    assert "1 files in data are not used: train/notes.txt (not an image (.txt))" in caplog.text

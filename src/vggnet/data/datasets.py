@@ -135,7 +135,9 @@ def sample_archive() -> Path:
     return Path(str(resources.files("vggnet.data.sample").joinpath("cifar10-sample.tar.gz")))
 
 
-def _warn_ignored(ignored: dict[str, str], where: str) -> None:
+def warn_ignored(ignored: dict[str, str], where: str) -> None:
+    """One warning naming the files a dataset holds that the layout rule did not use (litter, hidden
+    files and the files that label val/ are left out of it)."""
     quiet = {"hidden", "desktop litter", "inside a vggnet run folder", GROUND_TRUTH_USED}
     shown = [n for n, why in ignored.items() if why not in quiet]
     if shown:
@@ -146,7 +148,7 @@ def _warn_ignored(ignored: dict[str, str], where: str) -> None:
 def _folders(path: Path, val_fraction: float, seed: int, progress: bool, whole: bool, strict: bool,
              held_out: Collection[str] | None) -> DataSplits:
     scan = scan_folder(path, progress=progress)
-    _warn_ignored(scan.ignored, printable(path.name))
+    warn_ignored(scan.ignored, printable(path.name))
     first = scan.splits.get("train") or next(iter(scan.splits.values()))
     survey = survey_sizes(first)
     small = survey.median_side <= SMALL_SIDE

@@ -26,6 +26,7 @@ from PIL import Image
 
 from vggnet import __version__
 from vggnet.atomic import atomic_path, atomic_write_text
+from vggnet.data.datasets import warn_ignored
 from vggnet.data.decode import decode_rgb
 from vggnet.data.download import file_digest
 from vggnet.data.folder_index import FolderIndex
@@ -217,6 +218,7 @@ def prepare(data: str | os.PathLike[str], out: str | os.PathLike[str], options: 
         raise VggnetError(f"{data} is already prepared (or being prepared): train on it with --data {data}")
     check_out(out, data)
     scan = scan_folder(data, progress=progress)
+    warn_ignored(scan.ignored, printable(data.name))  # as training would say: what the shards will not hold
     plan = _plan(scan.splits, options)
     fingerprint = _fingerprint(scan.splits, plan, options)
     out.mkdir(parents=True, exist_ok=True)
