@@ -99,3 +99,20 @@ def test_strict_stops_train_and_evaluate_at_a_bad_image_and_names_it(data, tmp_p
     result = run("evaluate", "--checkpoint", tmp_path / "lenient", "--data", data, "--split", "val", "--strict",
                  "--out", tmp_path / "ev", "--quiet")
     assert result.exit_code == 2 and f"cannot decode {bad}" in result.stderr
+
+
+def test_val_fraction_0_trains_on_everything_and_the_test_split_scores_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "cache"))
+    colour_folders(tmp_path / "d" / "train", per_class=12)
+    colour_folders(tmp_path / "d" / "test", per_class=4, seed=1)
+    out = tmp_path / "run"
+    result = run("train", "--model", "vgg11_bn", "--data", tmp_path / "d", "--epochs", "1", "--batch-size", "12",
+                 "--set", "val_fraction=0", "--set", "precision=fp32", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "trained on all 36 images; nothing was held out" in result.stdout
+    result = run("evaluate", "--checkpoint", out, "--data", tmp_path / "d", "--out", tmp_path / "ev", "--quiet")
+    assert result.exit_code == 2 and "held none out" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = run("evaluate", "--checkpoint", out, "--data", tmp_path / "d", "--split", "test", "--out",
+                 tmp_path / "ev", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["images"] == 12

@@ -24,6 +24,19 @@ def test_random_crop_is_a_window_of_the_zero_padded_image(batch):
     assert torch.equal(random_crop(batch, 0), batch)
 
 
+def test_reflect_crop_is_a_window_of_the_reflect_padded_image(batch):
+    out = random_crop(batch, 2, torch.Generator().manual_seed(1), mode="reflect")
+    padded = F.pad(batch.float(), (2, 2, 2, 2), mode="reflect").to(torch.uint8)  # torch's reflect, as reference
+    offsets = set()
+    for img, src in zip(out, padded, strict=True):
+        windows = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(src[:, dy:dy + 8, dx:dx + 8], img)]
+        assert windows
+        offsets.add(windows[0])
+    assert len(offsets) > 5 and out.dtype == torch.uint8
+    edge = random_crop(batch[:, :, :2, :2], 3, torch.Generator().manual_seed(0), mode="reflect")  # pad > side - 1
+    assert edge.shape == (16, 3, 2, 2) and torch.isin(edge, batch[:, :, :2, :2]).all()
+
+
 def test_random_flip_mirrors_about_half(batch):
     big = batch.repeat(64, 1, 1, 1)
     out = random_flip(big, torch.Generator().manual_seed(0))

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from tests.helpers import colour_folders
+from vggnet.errors import VggnetError
 from vggnet.experiments import run as run_module
 from vggnet.experiments.report import diverged, stalled
 from vggnet.experiments.run import run_study
@@ -120,3 +121,9 @@ def test_a_study_never_reports_a_foreign_run_as_an_arm_or_mixes_studies(colours,
         run_study("lrn", colours, tmp_path / "lrn", overrides=TINY, progress=False)
     with pytest.raises(RunDirError, match="holds other work"):
         run_study("augment", colours, tmp_path / "lrn", overrides=TINY, progress=False)
+
+
+def test_a_study_refuses_val_fraction_0_before_it_trains(colours, tmp_path):
+    with pytest.raises(VggnetError, match="a study compares its arms' held-out scores"):
+        run_study("lrn", colours, tmp_path / "s", overrides={"val_fraction": "0"}, progress=False)
+    assert not (tmp_path / "s").exists()

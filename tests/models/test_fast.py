@@ -19,7 +19,7 @@ def test_parameters_and_macs_match_the_arithmetic():
     model = create_model("vgg_fast", num_classes=10)
     assert sum(p.numel() for p in model.parameters()) == stem + convs + bn + 256 * 10 == 1_972_792
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable == convs + bn // 2 + 256 * 10  # the stem and the BN scales are fixed
+    assert trainable == convs + bn // 2 + 256 * 10 + 24  # the stem's filters and the BN scales are fixed
     macs = 31 * 31 * 24 * 12 + 256 * 10
     cin, side = 24, 31
     for width in WIDTHS:
@@ -39,15 +39,20 @@ def test_stem_whitens_the_patches_it_was_fitted_on():
     cov = torch.cov(out.permute(1, 0, 2, 3).reshape(12, -1))
     assert torch.allclose(cov, torch.eye(12), atol=2e-3)
     assert torch.equal(model.stem(x)[:, 12:], -out)
-    assert not any(p.requires_grad for p in model.stem.parameters())
+    assert not model.stem.weight.requires_grad and model.stem.bias.requires_grad  # filters fixed, bias learns
+    assert torch.equal(model.stem.bias, torch.zeros(24))
 
 
-def test_second_conv_of_each_block_starts_near_identity():
+def test_every_conv_starts_by_passing_its_input_channels_through():
     model = create_model("vgg_fast", num_classes=10)
-    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)][1:]
-    for second in convs[1::2]:
-        centre = second.weight[:, :, 1, 1]
-        assert (centre.diagonal() > 0.5).float().mean() > 0.95  # the Dirac 1 plus small noise
+    x = torch.randn(2, 64, 8, 8)
+    for conv in [m for m in model.features if isinstance(m, torch.nn.Conv2d)][1:]:
+        n = conv.in_channels
+        assert torch.equal(conv.weight[:n], torch.nn.init.dirac_(torch.empty_like(conv.weight[:n])))
+        rest = conv.weight[n:]  # the other filters: PyTorch's default, std 1/sqrt(3 fan_in)
+        assert rest.numel() == 0 or abs(rest.std().item() * (3 * n * 9) ** 0.5 - 1) < 0.1
+        if n == 64:
+            assert torch.allclose(conv(x)[:, :64], x, atol=1e-6)
 
 
 def test_bad_arguments_and_inputs_are_one_line_errors():

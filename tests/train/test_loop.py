@@ -52,20 +52,25 @@ def test_resume_extends_a_finished_run_exactly(colours, tmp_path):
                {k: v for k, v in b.items() if k not in ("seconds", "images_per_s")}
 
 
-def test_interrupted_epoch_resumes_from_the_last_checkpoint(colours, tmp_path, monkeypatch):
-    _run(colours, tmp_path / "straight", epochs=2)
+def _interrupted(monkeypatch, start_run) -> None:
+    """Run ``start_run`` with Ctrl-C arriving at the second batch of epoch 2 (4 batches per epoch)."""
     calls = {"n": 0}
     real = transforms.BatchTransform.__call__
 
     def interrupt(self, x, train, generator=None):
         calls["n"] += train
-        if calls["n"] == 5:  # the second batch of epoch 2 (4 batches per epoch)
+        if calls["n"] == 5:
             raise KeyboardInterrupt
         return real(self, x, train, generator)
 
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(transforms.BatchTransform, "__call__", interrupt)
-        _run(colours, tmp_path / "cut", epochs=2)
+        start_run()
+
+
+def test_interrupted_epoch_resumes_from_the_last_checkpoint(colours, tmp_path, monkeypatch):
+    _run(colours, tmp_path / "straight", epochs=2)
+    _interrupted(monkeypatch, lambda: _run(colours, tmp_path / "cut", epochs=2))
     assert (tmp_path / "cut" / "checkpoints" / "LATEST").read_text().strip() == "epoch-0001"
     _run(colours, tmp_path / "cut", epochs=2, resume=True)
     assert _same_weights(tmp_path / "straight", tmp_path / "cut")
@@ -183,3 +188,43 @@ def test_cifar_fast_trains_its_own_network_with_a_fitted_stem_and_tta(colours, t
     m = result.metrics
     assert m["tta"] == 2 and 0 <= m["top1_without_tta"] <= 1 and m["wall_seconds"] > 0
     assert m["top1"] >= 0.9  # colour is easy; chance is 1/3
+
+
+def _fast(**overrides):
+    return get_recipe("cifar-fast", {"epochs": "2", "batch_size": "16", "val_fraction": "0.25", "precision": "fp32",
+                                     "stem_bias_epochs": "1", "lookahead": "2", **overrides})
+
+
+def test_cifar_fast_resumes_exactly_with_its_weight_average_and_frozen_stem_bias(colours, tmp_path, monkeypatch):
+    train(None, colours, _fast(), tmp_path / "straight", seed=0, deterministic=True, progress=False)
+    _interrupted(monkeypatch, lambda: train(None, colours, _fast(), tmp_path / "cut", seed=0, deterministic=True,
+                                            progress=False))
+    assert "lookahead" in load_checkpoint(tmp_path / "cut").state
+    resume_run(tmp_path / "cut", progress=False)
+    assert _same_weights(tmp_path / "straight", tmp_path / "cut")
+    first = tmp_path / "one"
+    train(None, colours, _fast(epochs="1"), first, seed=0, deterministic=True, progress=False)
+    assert not torch.equal(load_checkpoint(first).weights["features.0.bias"], torch.zeros(24))  # it did learn
+
+
+def test_val_fraction_0_trains_on_every_image_and_says_how_to_score_it(colours, tmp_path, caplog):
+    from vggnet.evaluate.run import evaluate_checkpoint
+
+    run = tmp_path / "all"
+    result = train(None, colours, _fast(val_fraction="0"), run, seed=0, progress=False)
+    info = json.loads((run / "run.json").read_text())
+    assert (info["train_images"], info["val_images"]) == (72, 0)
+    assert json.loads((run / "split.json").read_text())["held_out"] == []
+    assert result.metrics["split"] == "none" and "vggnet evaluate" in result.metrics["note"]
+    assert "none is held out" in caplog.text
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    assert [r["val_top1"] for r in rows] == ["nan", "nan"] and float(rows[-1]["train_top1"]) > 0
+    report = (run / "report.md").read_text()
+    assert "Trained on all 72 images" in report and (run / "curves.png").stat().st_size > 0
+    assert not (run / "confusion.png").exists()
+    with pytest.raises(VggnetError, match=r"trained on every image of .* \(val_fraction=0\) and held none out"):
+        evaluate_checkpoint(run, colours, tmp_path / "ev", progress=False)
+    m = evaluate_checkpoint(run, colours, tmp_path / "ev-all", split="all", progress=False)
+    assert m["images"] == 72 and "training images included" in m["images_are"]
+    with pytest.raises(VggnetError, match="plateau schedule lowers the rate when validation accuracy stalls"):
+        _run(colours, tmp_path / "plateau", epochs=1, val_fraction="0", schedule="plateau")

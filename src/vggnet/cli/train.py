@@ -127,6 +127,10 @@ def train_command(model, data, recipe, epochs, batch_size, lr, image_size, preci
     m = result.metrics
     if not m:  # a torchrun process other than rank 0: rank 0 reports
         return
+    if m.get("split") == "none":  # val_fraction=0: no score to give
+        click.echo(printable_text(f"trained on all {m['train_images']} images; {m['note']}; report: "
+                                  f"{result.run_dir / 'report.md'}"))
+        return
     from vggnet.evaluate.report import accuracy_text
 
     click.echo(f"val {accuracy_text(m)}  loss {m['loss']:.4f}  "

@@ -118,7 +118,9 @@ def _folder_order(pool: Split) -> torch.Tensor:
 def split_off(pool: Split, val_fraction: float, seed: int,
               held_out: Collection[str] | None = None) -> tuple[Split, Split]:
     """(train, val) from one pool: the images named in ``held_out`` when given (a run's record),
-    else a seeded, class-balanced ``val_fraction``."""
+    else a seeded, class-balanced ``val_fraction`` (0: none, every image trains)."""
+    if held_out is None and val_fraction == 0:
+        return pool, subset_of(pool, [])
     if held_out is None:
         order = _folder_order(pool)
         train_idx, val_idx = stratified_split(labels_of(pool)[order], val_fraction, seed)

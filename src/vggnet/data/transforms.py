@@ -57,16 +57,29 @@ class RescaleCrop:
         return to_uint8_chw(img.resize((self.crop, self.crop), Image.BILINEAR, box=box))
 
 
-def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad a batch by ``pad`` and take one random crop of the original size per image."""
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None = None,
+                mode: str = "zeros") -> torch.Tensor:
+    """Pad a batch by ``pad`` and take one random crop of the original size per image: shifts of
+    up to ``pad`` pixels. ``mode`` 'zeros' pads with black; 'reflect' mirrors the border (the
+    pixel past the edge is the one inside it), so a shifted image has no black band to learn."""
     n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # NHWC: one gather per pixel
     dy = torch.randint(0, 2 * pad + 1, (n, 1, 1), generator=generator, device=x.device)
     dx = torch.randint(0, 2 * pad + 1, (n, 1, 1), generator=generator, device=x.device)
     rows = dy + torch.arange(h, device=x.device).view(1, h, 1)
     cols = dx + torch.arange(w, device=x.device).view(1, 1, w)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    if mode == "reflect":  # index the image itself: row -1 is row 1, row h is row h - 2
+        rows, cols = _reflect(rows - pad, h), _reflect(cols - pad, w)
+        return x.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # NHWC: one gather per pixel
     return padded[batch, rows, cols].permute(0, 3, 1, 2)  # NCHW view of NHWC memory
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices outside [0, size) mirrored back inside, without repeating the edge (numpy 'reflect')."""
+    period = 2 * (size - 1)
+    index = index.remainder(period) if period else index.clamp(0, 0)
+    return torch.where(index >= size, period - index, index)
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,6 +118,7 @@ class BatchTransform:
     mean: tuple[float, float, float]
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     pad_crop: int = 0
+    pad_mode: str = "zeros"  # or 'reflect'
     flip: bool = True
     pca_std: float = 0.0
     pca_eigval: torch.Tensor | None = None
@@ -115,7 +129,7 @@ class BatchTransform:
 
     def __call__(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         if train and self.pad_crop:
-            x = random_crop(x, self.pad_crop, generator)
+            x = random_crop(x, self.pad_crop, generator, self.pad_mode)
         if train and self.flip:
             x = random_flip(x, generator)
         x = x.float().div_(255)

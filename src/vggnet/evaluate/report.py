@@ -9,6 +9,7 @@ matrix; the full counts stay in metrics.json (``confusion_matrix``).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -219,11 +220,14 @@ def curves_figure(history: list[dict], top5: bool = True) -> Figure:
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     axes[0].plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    axes[0].plot(epochs, [r["val_loss"] for r in history], "o-", label="val")
+    scored = any(math.isfinite(r["val_loss"]) for r in history)  # val_fraction=0: training curves only
+    if scored:
+        axes[0].plot(epochs, [r["val_loss"] for r in history], "o-", label="val")
     axes[0].set_title("loss")
     axes[1].plot(epochs, [100 * r["train_top1"] for r in history], "o-", label="train top-1")
-    axes[1].plot(epochs, [100 * r["val_top1"] for r in history], "o-", label="val top-1")
-    if top5:
+    if scored:
+        axes[1].plot(epochs, [100 * r["val_top1"] for r in history], "o-", label="val top-1")
+    if top5 and scored:
         axes[1].plot(epochs, [100 * r["val_top5"] for r in history], "o--", label="val top-5")
     axes[1].set_title("accuracy (%)")
     axes[2].plot(epochs, [r["lr"] for r in history], "o-")
@@ -264,11 +268,23 @@ def _markdown_history(history: list[dict], top5: bool) -> list[str]:
     five = (" val top-5 |", "---:|") if top5 else ("", "")
     lines = ["## Per epoch", "", f"| epoch | lr | train loss | train top-1 | val loss | val top-1 |{five[0]} s |",
              f"|---:|---:|---:|---:|---:|---:|{five[1]}---:|"]
+    def cell(value: float, fmt: str) -> str:
+        return format(value, fmt) if math.isfinite(value) else "-"  # nothing held out
+
     for r in history:
-        cell = f" {r['val_top5']:.2%} |" if top5 else ""
+        five_cell = f" {cell(r['val_top5'], '.2%')} |" if top5 else ""
         lines.append(f"| {r['epoch']} | {r['lr']:.3g} | {r['train_loss']:.4f} | {r['train_top1']:.2%} "
-                     f"| {r['val_loss']:.4f} | {r['val_top1']:.2%} |{cell} {r['seconds']:.1f} |")
+                     f"| {cell(r['val_loss'], '.4f')} | {cell(r['val_top1'], '.2%')} |{five_cell} {r['seconds']:.1f} |")
     return lines
+
+
+def _markdown_unscored(metrics: dict, history: list[dict], title: str, pictures: list[str]) -> str:
+    """A run that held nothing out: how it trained, and how to score it."""
+    lines = [f"# {title}", "", f"Trained on all {metrics['train_images']:,} images; {metrics['note']}.", "",
+             f"Last epoch: training loss {metrics['train_loss']:.4f}, training top-1 {metrics['train_top1']:.2%} "
+             "(on augmented images, as they trained).", ""]
+    lines += [f"![{p}]({p})" for p in pictures] + [""]
+    return "\n".join(lines + _markdown_history(history, shows_top_k(len(metrics["classes"])))) + "\n"
 
 
 def _markdown(metrics: dict, history: list[dict], title: str, pictures: list[str]) -> str:
@@ -294,6 +310,9 @@ def write_report(out: Path, metrics: dict, history: list[dict], title: str) -> P
     """Write confusion.txt, confusion.png, curves.png (when there is a history) and report.md.
     Class names are shown printable (a name that is not UTF-8 keeps its bytes as ``\\xNN``)."""
     out = Path(out)
+    if metrics.get("split") == "none":  # nothing held out: the training curves, no scores
+        save_figure(curves_figure(history, False), out / "curves.png")
+        return atomic_write_text(out / "report.md", _markdown_unscored(metrics, history, title, ["curves.png"]))
     metrics = {**metrics, "classes": [printable(c) for c in metrics["classes"]],
                "per_class": {printable(k): v for k, v in metrics["per_class"].items()}}
     atomic_write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], metrics["classes"]))

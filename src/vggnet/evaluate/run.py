@@ -50,6 +50,11 @@ def _prepared_pair(trained_on: str | None, data: str, splits: DataSplits) -> boo
     return trained_on is not None and (splits.prepared_from == trained_on or prepared_source(trained_on) == data)
 
 
+def _nothing_held_out(checkpoint: object, data: object, instead: str) -> VggnetError:
+    return VggnetError(f"{checkpoint} trained on every image of {data} (val_fraction=0) and held none out: "
+                       f"score it on {instead}, or --split all for its accuracy on its own training images")
+
+
 def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
                 progress: bool, strict: bool, record: dict | None) -> tuple[DataSplits, str, str]:
     """The images to score, the split's name and what they are in words. A dataset's own splits
@@ -70,6 +75,8 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
             raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
         split = split or "val"
         mine = same_path and split == "val" and splits.held_out is not None
+        if mine and not len(splits.val):
+            raise _nothing_held_out(checkpoint, data, "--split test")
         return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
     if split == "test" and splits.test is not None:  # train/ and test/, no val/: the test split is its own
         return splits, "test", "the dataset's own test"
@@ -86,6 +93,8 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
                           "--split all scores all its images")
     if split == "test":
         raise VggnetError(f"{data} has no test split: the run held out a val split (--split val)")
+    if held is not None and not held:
+        raise _nothing_held_out(checkpoint, data, "other data (a test set)")
     if record is None:
         log.warning("no record of the held-out images beside %s (split.json in its run folder): val is the seeded "
                     "split again, exact only if %s is unchanged since training", checkpoint, data)

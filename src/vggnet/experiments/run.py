@@ -22,7 +22,7 @@ from vggnet import __version__
 from vggnet.atomic import atomic_write_text
 from vggnet.data.split_record import data_identity
 from vggnet.device import resolve_device
-from vggnet.errors import DivergedError
+from vggnet.errors import DivergedError, VggnetError
 from vggnet.experiments.report import write_study_report
 from vggnet.experiments.studies import BASE, BASE_RECIPE, Arm, Study, get_study
 from vggnet.runs import RunDir, RunDirError, owner
@@ -57,11 +57,21 @@ def run_study(
     """Train every arm of study ``name`` on ``data`` under ``budget``; returns the report's data
     (also written to ``out/results.json``, ``out/report.md`` and ``out/report.png``)."""
     study = get_study(name)
+    if _holds_nothing_out(overrides):
+        raise VggnetError("a study compares its arms' held-out scores, and val_fraction=0 holds no image out: "
+                          "leave val_fraction above 0")
     budget_overrides = study.budget(budget)
     identity = {"study": name, "budget": budget, "data": data_identity(data), "seed": seed,
                 "overrides": dict(sorted((overrides or {}).items()))}
     with RunDir(Path(out), "study").claim(identity=identity):  # its own folder (each arm's run claims its own)
         return _run_arms(study, name, data, Path(out), budget, budget_overrides, device, seed, overrides, progress)
+
+
+def _holds_nothing_out(overrides: dict[str, str] | None) -> bool:
+    try:
+        return float((overrides or {}).get("val_fraction", 0.1)) == 0
+    except ValueError:  # not a number: the recipe check says so, naming the field
+        return False
 
 
 def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, budget: str, budget_overrides: dict,

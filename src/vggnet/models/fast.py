@@ -4,9 +4,10 @@ It keeps what makes a VGG a VGG -- plain stacks of 3x3 convolutions and max-pool
 and changes what the fastest public CIFAR-10 trainers (the DAWNBench entries, airbench) found to
 matter when compute is scarce:
 
-- a fixed *whitening* stem: a 2x2 convolution whose filters are the training patches' principal
+- a *whitening* stem: a 2x2 convolution whose filters are the training patches' principal
   components scaled to unit variance (and their negatives, so the GELU after it loses nothing).
-  It is set from the data by :meth:`FastVGG.fit_to_data` and never trained;
+  Its filters are set from the data by :meth:`FastVGG.fit_to_data` and never trained; its bias
+  is trained (for the first epochs only, in ``cifar-fast``: see ``stem_bias_epochs``);
 - three blocks, each ``conv -> pool -> BN -> GELU -> conv -> BN -> GELU`` (pooling right after the
   first conv does the next conv's work at a quarter of the cost), widths 64, 256, 256;
 - BatchNorm with a fixed scale of 1 (only its shift is learned) and a short memory;
@@ -48,8 +49,9 @@ class FastVGG(nn.Module):
         num_classes: outputs of the classifier.
         head: only 'linear' (accepted so the training loop can build every VGG the same way).
         dropout: dropout before the classifier (0 by default; short runs do not overfit).
-        init: 'kaiming': He-normal convs, and the second conv of each block starts near the identity
-            (a Dirac filter plus a quarter of the He noise), so the plain stack starts close to a shallower one.
+        init: 'kaiming': PyTorch's default (He-uniform, a=sqrt(5)) convs whose first filters are
+            the identity (a Dirac filter per input channel), so the plain stack starts close to a
+            shallower one and each block passes its input through at first; airbench94's init.
         logit_scale: the logits are multiplied by this.
     """
 
@@ -63,7 +65,7 @@ class FastVGG(nn.Module):
         self.in_chans, self.num_classes, self.logit_scale = in_chans, num_classes, logit_scale
         stem_out = 2 * in_chans * STEM_PATCH**2
         stem = nn.Conv2d(in_chans, stem_out, STEM_PATCH, padding=0)
-        stem.requires_grad_(False)  # set from data, not learned
+        stem.weight.requires_grad_(False)  # set from data, not learned (the bias learns)
         layers: list[nn.Module] = [stem, nn.GELU()]
         channels = stem_out
         for width in WIDTHS:
@@ -88,13 +90,10 @@ class FastVGG(nn.Module):
 
     @torch.no_grad()
     def _init(self) -> None:
-        convs = [m for m in self.features if isinstance(m, nn.Conv2d) and m is not self.stem]
-        for i, conv in enumerate(convs):
-            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            if i % 2 == 1:  # the block's second conv: start as identity plus a little noise
-                conv.weight.mul_(0.25)
-                conv.weight.add_(nn.init.dirac_(torch.empty_like(conv.weight)))
-        nn.init.normal_(self.classifier.weight, std=self.classifier.in_features**-0.5)
+        for conv in (m for m in self.features if isinstance(m, nn.Conv2d) and m is not self.stem):
+            conv.reset_parameters()  # He-uniform with a=sqrt(5): std 1/sqrt(3 fan_in)
+            nn.init.dirac_(conv.weight[:conv.in_channels])  # output c starts as input c (c < in_channels)
+        self.classifier.reset_parameters()
         # An untrained stem: identity-like random projections until fit_to_data sets the real one.
         nn.init.kaiming_normal_(self.stem.weight)
         nn.init.zeros_(self.stem.bias)
@@ -132,7 +131,6 @@ class FastVGG(nn.Module):
             raise VggnetError(f"num_classes must be >= 0, got {num_classes}")
         if num_classes:
             self.classifier = nn.Linear(self.num_features, num_classes, bias=False, device=self.stem.weight.device)
-            nn.init.normal_(self.classifier.weight, std=self.num_features**-0.5)
         else:
             self.classifier = nn.Identity()
         self.num_classes = num_classes

@@ -50,7 +50,8 @@ from vggnet.train.distributed import (
     sum_across,
     wrap_model,
 )
-from vggnet.train.optim import build_optimizer, build_scheduler
+from vggnet.train.lookahead import Lookahead
+from vggnet.train.optim import build_optimizer, build_scheduler, freeze_finished
 from vggnet.train.recipes import Recipe
 from vggnet.train.setup import (
     checked_model,
@@ -200,6 +201,7 @@ class _Live:
     start: int
     progress: bool
     writer: object = None
+    lookahead: Lookahead | None = None  # the weights' running average (recipe.lookahead)
     val: Predictions | None = None  # the latest validation pass, reused for the final report
 
     def validation(self, model: torch.nn.Module | None = None) -> Predictions:
@@ -282,7 +284,7 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
 
 def _transform(recipe: Recipe, stats: dict, splits: DataSplits, size: int, channels_last: bool) -> BatchTransform:
     return BatchTransform(
-        mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop,
+        mean=tuple(stats["mean"]), std=tuple(stats["std"]), pad_crop=recipe.pad_crop, pad_mode=recipe.pad_mode,
         flip=recipe.flip and not (recipe.alternate_flip and splits.in_memory),
         pca_std=recipe.pca_colour, pca_eigval=torch.tensor(stats["pca_eigval"]),
         pca_eigvec=torch.tensor(stats["pca_eigvec"]), size=size if splits.in_memory else None,
@@ -302,11 +304,16 @@ def _optimization(live: _Live, size: int, seed: int, strict: bool, state: dict |
                                       alternate_flip=recipe.flip and recipe.alternate_flip, flip_seed=seed,
                                       shard=(dist.rank, dist.world), seed=seed, strict=strict, **loader_args)
     val_args = {**loader_args, "scale": (recipe.test_scale, recipe.test_scale), "strict": strict}
-    live.val_batches = make_batches(live.splits.val, recipe.batch_size, train=False, **val_args)
+    live.val_batches = make_batches(live.splits.val, recipe.batch_size, train=False, **val_args) \
+        if len(live.splits.val) else None  # val_fraction=0: nothing held out
     live.optimizer = build_optimizer(live.model, recipe)
     live.scheduler = build_scheduler(live.optimizer, recipe, len(live.train_batches))
+    if recipe.lookahead:
+        live.lookahead = Lookahead(live.model, recipe.lookahead, recipe.epochs * len(live.train_batches))
     if state:
         live.optimizer.load_state_dict(state["optimizer"])
+        if live.lookahead is not None and "lookahead" in state:
+            live.lookahead.load_state_dict(state["lookahead"])
         live.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
         live.shuffle_gen.set_state(state["rng"]["shuffle"])
@@ -349,6 +356,8 @@ def _train_epoch(live: _Live, epoch: int) -> tuple[torch.Tensor, torch.Tensor, i
     """One pass over the training images: (summed loss, correct, images, start time, seconds)."""
     live.model.train()
     batches, device, dist = live.train_batches, live.device, live.dist
+    if not dist.enabled:  # under DDP every parameter must keep its gradient; the schedule holds them at rate 0
+        freeze_finished(live.optimizer, epoch)
     if hasattr(batches, "set_epoch"):
         batches.set_epoch(epoch)
     t0 = time.perf_counter()
@@ -363,6 +372,8 @@ def _train_epoch(live: _Live, epoch: int) -> tuple[torch.Tensor, torch.Tensor, i
                                       generator=live.augment_gen, accumulate=live.recipe.accumulate)
             if live.scheduler.per_step:
                 live.scheduler.step()
+            if live.lookahead is not None:
+                live.lookahead.after_step((epoch - 1) * len(batches) + step + 1)
             loss_sum += loss * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)
@@ -385,16 +396,22 @@ def _validate(live: _Live, epoch: int, loss_sum: torch.Tensor, correct: torch.Te
     _stop_if_diverged(loss_sum, epoch, len(live.train_batches) - 1, live.history)
     row = None
     if live.dist.main:  # rank 0 scores and writes; the others wait for the score the plateau schedule needs
-        live.val = val = live.validation()
         row = {"epoch": epoch, "lr": live.optimizer.param_groups[0]["lr"], "train_loss": loss_sum.item() / seen,
-               "train_top1": correct.item() / seen, "val_loss": val.loss, "val_top1": val.accuracy(1),
-               "val_top5": val.accuracy(5), "seconds": time.perf_counter() - t0, "images_per_s": seen / train_seconds}
+               "train_top1": correct.item() / seen, "val_loss": math.nan, "val_top1": math.nan, "val_top5": math.nan}
+        if live.val_batches is not None:  # else val_fraction=0: no held-out image, the val columns stay NaN
+            live.val = val = live.validation()
+            row.update(val_loss=val.loss, val_top1=val.accuracy(1), val_top5=val.accuracy(5))
+        row.update(seconds=time.perf_counter() - t0, images_per_s=seen / train_seconds)
     row = from_main(live.dist, row)
-    _stop_if_val_diverged(row, live.history)
+    if live.val_batches is not None:
+        _stop_if_val_diverged(row, live.history)
     live.history.append(row)
     if not live.scheduler.per_step:
         live.scheduler.step(row["val_top1"])
-    if live.progress:
+    if live.progress and live.val_batches is None:
+        print(f"epoch {epoch}: train top-1 {row['train_top1']:.2%}  loss {row['train_loss']:.3f}  "
+              f"({row['seconds']:.0f} s; nothing held out)", flush=True)
+    elif live.progress:
         top5 = f"  top-5 {row['val_top5']:.2%}" if len(live.splits.classes) > 5 else ""  # else 100% by construction
         print(f"epoch {epoch}: val top-1 {row['val_top1']:.2%}{top5}  "
               f"loss {row['val_loss']:.3f}  ({row['seconds']:.0f} s)", flush=True)
@@ -428,6 +445,7 @@ def _checkpoint(live: _Live, epoch: int, row: dict) -> None:
             "rng": {"torch": torch.get_rng_state(), "shuffle": live.shuffle_gen.get_state(),
                     "augment": live.augment_gen.get_state(), "augment_ranks": augment_states},
             "history": live.history, "stats": live.stats,
+            **({"lookahead": live.lookahead.state_dict()} if live.lookahead is not None else {}),
         })
     barrier(live.dist)  # no process starts the next epoch (or returns) before the checkpoint is whole
 
@@ -438,6 +456,8 @@ def _finish(live: _Live, started: float) -> TrainResult:
         live.writer.close()
     if not live.dist.main:
         return TrainResult(live.run_dir, live.history, {})
+    if live.val_batches is None:
+        return _finish_unscored(live, started)
     final = live.val if live.val is not None else live.validation()
     extra = {}
     if live.recipe.tta:
@@ -445,6 +465,20 @@ def _finish(live: _Live, started: float) -> TrainResult:
         final = live.validation(TestTimeAugment(live.model, live.recipe.tta))
     metrics = {"split": "val", "checkpoint": str(live.run_dir), **score(final, live.splits.classes), **extra,
                "wall_seconds": round(time.perf_counter() - started, 1)}
+    atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
+    write_report(live.run_dir, metrics, live.history,
+                 title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")
+    return TrainResult(live.run_dir, live.history, metrics)
+
+
+def _finish_unscored(live: _Live, started: float) -> TrainResult:
+    """A run with nothing held out (val_fraction=0): metrics.json says so and how to score it; the
+    report has the training curves only."""
+    last = live.history[-1]
+    metrics = {"split": "none", "images": 0, "classes": live.splits.classes, "train_images": len(live.splits.train),
+               "train_loss": last["train_loss"], "train_top1": last["train_top1"],
+               "note": f"nothing was held out (val_fraction=0): score it with vggnet evaluate {live.run_dir} "
+                       "--data TEST-DATA", "wall_seconds": round(time.perf_counter() - started, 1)}
     atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
     write_report(live.run_dir, metrics, live.history,
                  title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")

@@ -26,7 +26,7 @@ class Recipe:
 
     name: str
     model: str = ""  # the network trained when none is named ('' : one must be named)
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: str = "sgd"  # sgd | adam | muon (orthogonalised momentum for conv filters, SGD for the rest)
     lr: float = 1e-2
     momentum: float = 0.9
     nesterov: bool = False
@@ -37,7 +37,13 @@ class Recipe:
     lr_drop_factor: float = 0.1
     lr_drop_patience: int = 2  # epochs without a val top-1 gain before the lr drops
     max_lr_drops: int = 3
-    warmup: float = 0.0  # onecycle: fraction of the steps spent rising to lr
+    warmup: float = 0.0  # onecycle/cosine: fraction of the steps spent rising to lr
+    lr_start: float = 0.0  # onecycle/cosine: the rise starts from this fraction of lr
+    lr_end: float = 0.0  # onecycle/cosine: the fall ends at this fraction of lr
+    lookahead: int = 0  # every this many steps pull the weights towards their running average (0: off)
+    muon_lr: float = 0.24  # optimizer muon: the conv filters' rate (a step of orthogonalised momentum)
+    muon_momentum: float = 0.6  # optimizer muon: the conv filters' Nesterov momentum
+    stem_bias_epochs: int = 0  # a data-fitted stem's bias (vgg_fast) learns this many epochs, then freezes
     label_smoothing: float = 0.0
     bias_lr_scale: float = 1.0  # BatchNorm shifts learn this many times faster (their decay per step kept)
     dropout: float = 0.5  # after fc6 and fc7
@@ -48,7 +54,8 @@ class Recipe:
     image_size: int = 0  # 0: native size in memory (32 for CIFAR), 224 for streamed images
     scale: tuple[int, int] = (256, 512)  # S (or S_min, S_max) for streamed training images
     test_scale: int = 256  # Q: test images are rescaled to Q and centre-cropped
-    pad_crop: int = 0  # CIFAR-style random crop after zero-padding by this many pixels
+    pad_crop: int = 0  # CIFAR-style random crop after padding by this many pixels
+    pad_mode: str = "zeros"  # the pad of pad_crop: zeros, or reflect (mirror the border)
     flip: bool = True
     alternate_flip: bool = False  # flip a random half in epoch 1, then each image the other way every epoch
     pca_colour: float = 0.1  # std of AlexNet's PCA colour shift; 0 turns it off
@@ -113,6 +120,12 @@ BOUNDS: dict[str, Bound] = {
     "lr_drop_patience": Bound(0, 1000),
     "max_lr_drops": Bound(0, 100),
     "warmup": Bound(0, 1, why="a fraction of the steps"),
+    "lr_start": Bound(0, 1, why="a fraction of lr"),
+    "lr_end": Bound(0, 1, why="a fraction of lr"),
+    "lookahead": Bound(0, 10_000, why="steps between averages; 0 turns it off"),
+    "muon_lr": Bound(0, 1e12, low_open=True),
+    "muon_momentum": Bound(0, 1, high_open=True),
+    "stem_bias_epochs": Bound(0, 100_000),
     "label_smoothing": Bound(0, 1, high_open=True, why="at 1 every target would be uniform"),
     "bias_lr_scale": Bound(0, 1000, low_open=True),
     "dropout": Bound(0, 1, high_open=True),
@@ -122,13 +135,14 @@ BOUNDS: dict[str, Bound] = {
     "pad_crop": Bound(0, 64),
     "pca_colour": Bound(0, 1, why="a std on the [0, 1] pixel scale; AlexNet's is 0.1"),
     "accumulate": Bound(1, 1024),
-    "val_fraction": Bound(0, 1, low_open=True, high_open=True),
+    "val_fraction": Bound(0, 1, high_open=True, why="0: train on every image, hold none out"),
     "train_images": Bound(0, 10**9, why="0: the whole split"),
     "val_images": Bound(0, 10**9, why="0: the whole split"),
     "workers": Bound(0, 256),
 }
 CHOICES: dict[str, tuple[object, ...]] = {
-    "optimizer": ("sgd", "adam"),
+    "optimizer": ("sgd", "adam", "muon"),
+    "pad_mode": ("zeros", "reflect"),
     "schedule": ("plateau", "onecycle", "cosine", "constant"),
     "precision": PRECISIONS,
     "memory_format": MEMORY_FORMATS,
@@ -164,19 +178,25 @@ RECIPES: dict[str, Recipe] = {
     "cifar-fast": Recipe(
         name="cifar-fast",
         model="vgg_fast",
-        lr=1.0,
+        lr=11.5 / (1 + 1 / 0.15),  # 1.5: airbench94's 11.5 per 1024 images (docs/training.md, cifar-fast)
         momentum=0.85,
         nesterov=True,
-        weight_decay=5e-4,
-        batch_size=512,
-        epochs=13,  # 28.6 min on the 2-core development CPU (README, Time to accuracy)
+        weight_decay=0.002 / 1.5,  # 0.2% decay per step at the peak rate (airbench94's 0.0153 per 1024 images: 0.1996%)
+        bias_lr_scale=64.0,
+        batch_size=1024,
+        epochs=10,
         schedule="onecycle",
-        warmup=0.2,
+        warmup=0.23,
+        lr_start=0.2,
+        lr_end=0.07,
+        lookahead=5,
+        stem_bias_epochs=3,
         label_smoothing=0.2,
         dropout=0.0,
         head="linear",
         init="kaiming",
         pad_crop=2,
+        pad_mode="reflect",
         alternate_flip=True,
         pca_colour=0.0,
         normalize_std=True,
@@ -277,6 +297,9 @@ def check_recipe(recipe: Recipe) -> None:
         if side < crop:
             raise VggnetError(f"recipe {name} {side} is below the crop size {crop}: images are rescaled to it, then "
                               f"cropped (image_size {recipe.image_size or '0 crops streamed images at 224'})")
+    if recipe.stem_bias_epochs and recipe.schedule == "plateau":
+        raise VggnetError("stem_bias_epochs freezes the stem's bias through the per-step schedule: use schedule="
+                          "onecycle, cosine or constant with it, or stem_bias_epochs=0")
     if recipe.weights and recipe.init_from:
         raise VggnetError("a recipe starts from weights or from a shallower net (init_from), not both")
     if recipe.pixel_range != 1 and recipe.normalize_std:

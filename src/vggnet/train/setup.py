@@ -110,8 +110,15 @@ def load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict:
     if record is not None and (change := describe_change(record, splits)):
         log.warning("%s changed since the run started (%s); the recorded held-out images that remain stay held "
                     "out", data, change)
-    if not len(splits.val):
+    if not len(splits.val) and recipe.val_fraction > 0:
         raise DataError(f"no validation images left in {data}: the run's held-out images are gone")
+    if not len(splits.val):  # val_fraction=0 on data with no val split of its own
+        if recipe.schedule == "plateau":
+            raise DataError(f"the plateau schedule lowers the rate when validation accuracy stalls, and with "
+                            f"val_fraction=0 {data} holds no image out: use schedule=onecycle or cosine")
+        log.warning("val_fraction=0: every image of %s trains and none is held out, so the run reports no "
+                    "accuracy; score it with vggnet evaluate RUN --data TEST-DATA", data)
+        return splits, make_record(data, splits)
     val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
     missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
     if missing:
