@@ -56,3 +56,13 @@ def test_the_last_step_sets_the_net_to_the_average_and_state_round_trips():
     other = Lookahead(_net(), every=5, total=10)
     other.load_state_dict(saved)
     assert all(torch.equal(other.average[k], saved[k]) for k in saved)
+
+
+def test_a_run_shorter_than_one_interval_keeps_its_trained_weights():
+    net = _net()
+    la = Lookahead(net, every=5, total=3)  # no pull ever happens: the average is still the start
+    for step in range(1, 4):
+        with torch.no_grad():
+            net[0].weight.add_(1.0)
+        la.after_step(step)
+    assert torch.equal(net[0].weight, la.average["0.weight"] + 3)  # not reset to the starting weights

@@ -1,11 +1,13 @@
 import csv
 import json
+import shutil
 
 import pytest
 import torch
 
 from vggnet.data import transforms
 from vggnet.errors import VggnetError
+from vggnet.quantize.calibration import plan_images
 from vggnet.runs import load_checkpoint
 from vggnet.train.loop import resume as resume_run
 from vggnet.train.loop import train
@@ -226,5 +228,31 @@ def test_val_fraction_0_trains_on_every_image_and_says_how_to_score_it(colours, 
         evaluate_checkpoint(run, colours, tmp_path / "ev", progress=False)
     m = evaluate_checkpoint(run, colours, tmp_path / "ev-all", split="all", progress=False)
     assert m["images"] == 72 and "training images included" in m["images_are"]
+    copy = tmp_path / "copy"
+    shutil.copytree(colours, copy)  # the same images elsewhere: still the run's training data
+    with pytest.raises(VggnetError, match="held none out"):
+        evaluate_checkpoint(run, copy, tmp_path / "ev-copy", progress=False)
+    plan = plan_images(run, load_checkpoint(run).meta, colours, 8)  # int8 calibration on it: fine, nothing scored
+    assert len(plan.calibrate) == 8 and plan.score is None and "val_fraction=0" in plan.unscored
+    few = train(None, colours, _fast(val_fraction="0", train_images="12", epochs="1"), tmp_path / "few", seed=0,
+                progress=False)
+    assert json.loads((few.run_dir / "run.json").read_text())["train_images"] == 12
     with pytest.raises(VggnetError, match="plateau schedule lowers the rate when validation accuracy stalls"):
         _run(colours, tmp_path / "plateau", epochs=1, val_fraction="0", schedule="plateau")
+
+
+def test_a_fixed_stem_gets_no_gradient_and_a_short_run_says_lookahead_has_no_effect(colours, tmp_path, caplog):
+    run = tmp_path / "cifar"
+    train("vgg_fast", colours, get_recipe("cifar", {**FAST, "epochs": "1"}), run, seed=0, progress=False)
+    assert torch.equal(load_checkpoint(run).weights["features.0.bias"], torch.zeros(24))  # stem_bias_epochs=0
+    train(None, colours, _fast(batch_size="72", val_fraction="0.5", lookahead="5"), tmp_path / "short", seed=0,
+          progress=False)  # 2 steps, fewer than lookahead's 5 (test_lookahead: the net is then left as trained)
+    assert "lookahead=5 but the run takes 2 steps: the weights are never averaged" in caplog.text
+
+
+def test_an_ensemble_with_no_common_held_out_image_is_not_called_val_fraction_0():
+    from vggnet.evaluate.run import NothingHeldOut, _nothing_held_out
+
+    members = _nothing_held_out("a", "d", "other data", {"ensemble": True, "held_out": []})
+    assert "held out no image of d in common" in str(members) and not isinstance(members, NothingHeldOut)
+    assert isinstance(_nothing_held_out("a", "d", "other data", {"held_out": []}), NothingHeldOut)

@@ -42,7 +42,8 @@ def format_summary(summary: dict) -> str:
     classes = summary["classes"]
     counts = ", ".join(f"{n} {c:,}" for n, c in summary["images"].items())
     lines = [f"data {summary['name']}: {len(classes)} classes; images: {counts}"
-             + (" (val held out with the seed)" if summary["held_out_by"] == "seed" else "")]
+             + ("" if summary["held_out_by"] != "seed" else " (val held out with the seed)"
+                if summary["images"].get("val") else " (nothing held out: val_fraction=0)")]
     if len(classes) <= LISTED_CLASSES:
         width = max(len(printable(c)) for c in classes)
         for i, c in enumerate(classes):

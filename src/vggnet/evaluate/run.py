@@ -50,9 +50,16 @@ def _prepared_pair(trained_on: str | None, data: str, splits: DataSplits) -> boo
     return trained_on is not None and (splits.prepared_from == trained_on or prepared_source(trained_on) == data)
 
 
-def _nothing_held_out(checkpoint: object, data: object, instead: str) -> VggnetError:
-    return VggnetError(f"{checkpoint} trained on every image of {data} (val_fraction=0) and held none out: "
-                       f"score it on {instead}, or --split all for its accuracy on its own training images")
+class NothingHeldOut(VggnetError):
+    """The run trained on every image of the data it is asked to score (val_fraction=0)."""
+
+
+def _nothing_held_out(checkpoint: object, data: object, instead: str, record: dict | None) -> VggnetError:
+    if record is not None and record.get("ensemble"):
+        return VggnetError(f"the members of the ensemble held out no image of {data} in common: score them on "
+                           f"{instead}, or --split all for every image (their training images included)")
+    return NothingHeldOut(f"{checkpoint} trained on every image of {data} (val_fraction=0) and held none out: "
+                          f"score it on {instead}, or --split all for its accuracy on its own training images")
 
 
 def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.PathLike[str], split: str | None,
@@ -76,7 +83,7 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
         split = split or "val"
         mine = same_path and split == "val" and splits.held_out is not None
         if mine and not len(splits.val):
-            raise _nothing_held_out(checkpoint, data, "--split test")
+            raise _nothing_held_out(checkpoint, data, "--split test", record)
         return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
     if split == "test" and splits.test is not None:  # train/ and test/, no val/: the test split is its own
         return splits, "test", "the dataset's own test"
@@ -86,15 +93,18 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
     own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped,
                         and (record.get("held_out_bytes") == held_out_bytes(splits, found)  # or prepared from it
                              or _prepared_pair(trained_on, data_identity(data), splits)))
+    if held == [] and not own:  # nothing held out: its shards, or a copy (the same classes and image count)
+        own = _prepared_pair(trained_on, data_identity(data), splits) or (
+            splits.classes == record.get("classes") and len(pool) == record.get("train_images"))
     if split == "all" or (split is None and not own):
         return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
     if not own:
         raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
                           "--split all scores all its images")
+    if held is not None and not held:
+        raise _nothing_held_out(checkpoint, data, "other data (a test set)", record)
     if split == "test":
         raise VggnetError(f"{data} has no test split: the run held out a val split (--split val)")
-    if held is not None and not held:
-        raise _nothing_held_out(checkpoint, data, "other data (a test set)")
     if record is None:
         log.warning("no record of the held-out images beside %s (split.json in its run folder): val is the seeded "
                     "split again, exact only if %s is unchanged since training", checkpoint, data)

@@ -20,7 +20,7 @@ from vggnet.data.datasets import DataSplits, Split, subset_of
 from vggnet.data.loader import make_batches
 from vggnet.data.transforms import eval_transform
 from vggnet.errors import DataError
-from vggnet.evaluate.run import held_out_record, load_split
+from vggnet.evaluate.run import NothingHeldOut, held_out_record, load_split
 
 
 @dataclass
@@ -45,7 +45,14 @@ def plan_images(source: str | os.PathLike[str], meta: dict, data: str | os.PathL
                 progress: bool = True, strict: bool = False) -> ImagePlan:
     """Choose ``count`` calibration images from ``data`` and the images to score, never overlapping."""
     record = held_out_record([source])
-    splits, split, images_are = load_split(source, meta, data, None, progress, strict, record)
+    try:
+        splits, split, images_are = load_split(source, meta, data, None, progress, strict, record)
+    except NothingHeldOut:  # val_fraction=0 on this data: calibrate on it, score nothing
+        splits, _, _ = load_split(source, meta, data, "all", progress, strict, record)
+        calibrate = subset_of(splits.val, _draw(splits.val, min(count, len(splits.val)), seed)[0])
+        return ImagePlan(splits, calibrate, None, f"{len(calibrate)} training images of {data} (seed {seed})", None,
+                         f"the run trained on every image of {data} (val_fraction=0): none is left to score; pass "
+                         "a test set as --data")
     ours = splits.classes == meta["classes"]
     scored = splits.val if split in ("val", "all") else splits.split(split)
     pool = splits.train if splits.train is not None and split != "all" else scored

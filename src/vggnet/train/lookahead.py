@@ -32,7 +32,8 @@ class Lookahead:
         last sets the net to the average as it stands (airbench94 first pulls once more when the last
         step is a multiple of ``every``, which moves the average a little further at the lowest rate)."""
         if step >= self.total:
-            self.pull(1.0)
+            if self.total > self.every:  # else the average never moved from the starting weights: keep the net
+                self.pull(1.0)
         elif step % self.every == 0:
             self.pull(self.decay(step))
 

@@ -262,6 +262,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
     transform = _transform(recipe, stats, splits, size, channels_last)
+    if hasattr(model, "fit_to_data") and not recipe.stem_bias_epochs:
+        model.stem.bias.requires_grad_(False)  # a fixed stem: no backward pass into it (set before DDP wraps it)
     if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
         # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
         model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
@@ -309,7 +311,11 @@ def _optimization(live: _Live, size: int, seed: int, strict: bool, state: dict |
     live.optimizer = build_optimizer(live.model, recipe)
     live.scheduler = build_scheduler(live.optimizer, recipe, len(live.train_batches))
     if recipe.lookahead:
-        live.lookahead = Lookahead(live.model, recipe.lookahead, recipe.epochs * len(live.train_batches))
+        total = recipe.epochs * len(live.train_batches)
+        if total <= recipe.lookahead:
+            log.warning("lookahead=%d but the run takes %d steps: the weights are never averaged", recipe.lookahead,
+                        total)
+        live.lookahead = Lookahead(live.model, recipe.lookahead, total)
     if state:
         live.optimizer.load_state_dict(state["optimizer"])
         if live.lookahead is not None and "lookahead" in state:
@@ -477,8 +483,9 @@ def _finish_unscored(live: _Live, started: float) -> TrainResult:
     last = live.history[-1]
     metrics = {"split": "none", "images": 0, "classes": live.splits.classes, "train_images": len(live.splits.train),
                "train_loss": last["train_loss"], "train_top1": last["train_top1"],
-               "note": f"nothing was held out (val_fraction=0): score it with vggnet evaluate {live.run_dir} "
-                       "--data TEST-DATA", "wall_seconds": round(time.perf_counter() - started, 1)}
+               "note": f"nothing was held out (val_fraction=0): score it with vggnet evaluate --checkpoint "
+                       f"{live.run_dir} --data TEST-DATA --out DIR",
+               "wall_seconds": round(time.perf_counter() - started, 1)}
     atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
     write_report(live.run_dir, metrics, live.history,
                  title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")

@@ -117,8 +117,10 @@ def load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict:
             raise DataError(f"the plateau schedule lowers the rate when validation accuracy stalls, and with "
                             f"val_fraction=0 {data} holds no image out: use schedule=onecycle or cosine")
         log.warning("val_fraction=0: every image of %s trains and none is held out, so the run reports no "
-                    "accuracy; score it with vggnet evaluate RUN --data TEST-DATA", data)
-        return splits, make_record(data, splits)
+                    "accuracy; score it with vggnet evaluate --checkpoint RUN --data TEST-DATA --out DIR", data)
+        made = make_record(data, splits)
+        splits.train = take_balanced(splits.train, recipe.train_images, seed)
+        return splits, made
     val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
     missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
     if missing:
