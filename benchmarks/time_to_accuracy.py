@@ -94,7 +94,7 @@ def _plot(runs: dict[str, list[dict]], path: str) -> None:
         colour = f"C{i}"
         for j, r in enumerate(results):
             epochs = range(1, len(r["curve"]) + 1)
-            label = f"{spec or r['recipe']} ({len(results)} seeds)" if j == 0 else None
+            label = f"{spec or r['recipe']} ({len(results)} seed{'s' * (len(results) > 1)})" if j == 0 else None
             ax.plot(epochs, [100 * a for _, a in r["curve"]], "o-", color=colour, alpha=0.6, ms=3, label=label)
             ax.plot([len(r["curve"]) + 0.25], [100 * r["top1"]], "*", color=colour, ms=11)  # the final, with TTA
     ax.axhline(94, color="grey", ls="--", lw=1)

@@ -256,3 +256,15 @@ def test_an_ensemble_with_no_common_held_out_image_is_not_called_val_fraction_0(
     members = _nothing_held_out("a", "d", "other data", {"ensemble": True, "held_out": []})
     assert "held out no image of d in common" in str(members) and not isinstance(members, NothingHeldOut)
     assert isinstance(_nothing_held_out("a", "d", "other data", {"held_out": []}), NothingHeldOut)
+
+
+def test_muon_trains_through_the_loop_and_resumes_exactly(colours, tmp_path, monkeypatch):
+    recipe = _fast(optimizer="muon")
+    result = train(None, colours, recipe, tmp_path / "straight", seed=0, deterministic=True, progress=False)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    _interrupted(monkeypatch, lambda: train(None, colours, recipe, tmp_path / "cut", seed=0, deterministic=True,
+                                            progress=False))
+    state = load_checkpoint(tmp_path / "cut").state["optimizer"]
+    assert any(g.get("orthogonal") for g in state["param_groups"])  # the filters' group survives a checkpoint
+    resume_run(tmp_path / "cut", progress=False)
+    assert _same_weights(tmp_path / "straight", tmp_path / "cut")
