@@ -37,13 +37,17 @@ def summarize(data: DataSplits) -> dict:
             "ignored": files_summary(data.ignored), "undecodable": files_summary(data.skipped)}
 
 
+def _held_out_note(summary: dict) -> str:
+    if summary["held_out_by"] != "seed":  # the dataset's own val split
+        return ""
+    return " (val held out with the seed)" if summary["images"].get("val") else " (nothing held out: val_fraction=0)"
+
+
 def format_summary(summary: dict) -> str:
     """The summary as a few lines for a terminal."""
     classes = summary["classes"]
     counts = ", ".join(f"{n} {c:,}" for n, c in summary["images"].items())
-    lines = [f"data {summary['name']}: {len(classes)} classes; images: {counts}"
-             + ("" if summary["held_out_by"] != "seed" else " (val held out with the seed)"
-                if summary["images"].get("val") else " (nothing held out: val_fraction=0)")]
+    lines = [f"data {summary['name']}: {len(classes)} classes; images: {counts}{_held_out_note(summary)}"]
     if len(classes) <= LISTED_CLASSES:
         width = max(len(printable(c)) for c in classes)
         for i, c in enumerate(classes):

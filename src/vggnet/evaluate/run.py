@@ -93,7 +93,8 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
     own = same_path or (bool(held) and len(found) == len(keys)  # a copy of the run's data, moved or wrapped,
                         and (record.get("held_out_bytes") == held_out_bytes(splits, found)  # or prepared from it
                              or _prepared_pair(trained_on, data_identity(data), splits)))
-    if held == [] and not own:  # nothing held out: its shards, or a copy (the same classes and image count)
+    nothing_held = held is not None and not held  # the run trained on every image (val_fraction=0)
+    if nothing_held and not own:  # its shards, or a copy (the same classes and image count)
         own = _prepared_pair(trained_on, data_identity(data), splits) or (
             splits.classes == record.get("classes") and len(pool) == record.get("train_images"))
     if split == "all" or (split is None and not own):
@@ -101,7 +102,7 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
     if not own:
         raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
                           "--split all scores all its images")
-    if held is not None and not held:
+    if nothing_held:
         raise _nothing_held_out(checkpoint, data, "other data (a test set)", record)
     if split == "test":
         raise VggnetError(f"{data} has no test split: the run held out a val split (--split val)")

@@ -51,7 +51,7 @@ from vggnet.train.distributed import (
     wrap_model,
 )
 from vggnet.train.lookahead import Lookahead
-from vggnet.train.optim import build_optimizer, build_scheduler, freeze_finished
+from vggnet.train.optim import build_optimizer, build_scheduler, freeze_finished, stem_bias
 from vggnet.train.recipes import Recipe
 from vggnet.train.setup import (
     checked_model,
@@ -262,8 +262,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     if recipe.grad_checkpointing:
         model.set_grad_checkpointing(True)
     transform = _transform(recipe, stats, splits, size, channels_last)
-    if hasattr(model, "fit_to_data") and not recipe.stem_bias_epochs:
-        model.stem.bias.requires_grad_(False)  # a fixed stem: no backward pass into it (set before DDP wraps it)
+    if not recipe.stem_bias_epochs and (bias := stem_bias(model)) is not None:
+        bias.requires_grad_(False)  # a fixed stem: no backward pass into it (set before DDP wraps it)
     if hasattr(model, "fit_to_data") and not state and not recipe.weights and splits.in_memory:
         # a data-fitted layer (vgg_fast's whitening stem) sees the images as training will
         model.fit_to_data(transform(splits.train.images[:5000].to(device), train=False))
@@ -462,31 +462,29 @@ def _finish(live: _Live, started: float) -> TrainResult:
         live.writer.close()
     if not live.dist.main:
         return TrainResult(live.run_dir, live.history, {})
-    if live.val_batches is None:
-        return _finish_unscored(live, started)
+    metrics = _final_scores(live) if live.val_batches is not None else _unscored(live)
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
+    write_report(live.run_dir, metrics, live.history,
+                 title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")
+    return TrainResult(live.run_dir, live.history, metrics)
+
+
+def _final_scores(live: _Live) -> dict:
+    """The held-out scores of the trained net, with the recipe's test-time augmentation."""
     final = live.val if live.val is not None else live.validation()
     extra = {}
     if live.recipe.tta:
         extra = {"tta": live.recipe.tta, "top1_without_tta": final.accuracy(1)}
         final = live.validation(TestTimeAugment(live.model, live.recipe.tta))
-    metrics = {"split": "val", "checkpoint": str(live.run_dir), **score(final, live.splits.classes), **extra,
-               "wall_seconds": round(time.perf_counter() - started, 1)}
-    atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
-    write_report(live.run_dir, metrics, live.history,
-                 title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")
-    return TrainResult(live.run_dir, live.history, metrics)
+    return {"split": "val", "checkpoint": str(live.run_dir), **score(final, live.splits.classes), **extra}
 
 
-def _finish_unscored(live: _Live, started: float) -> TrainResult:
+def _unscored(live: _Live) -> dict:
     """A run with nothing held out (val_fraction=0): metrics.json says so and how to score it; the
     report has the training curves only."""
     last = live.history[-1]
-    metrics = {"split": "none", "images": 0, "classes": live.splits.classes, "train_images": len(live.splits.train),
-               "train_loss": last["train_loss"], "train_top1": last["train_top1"],
-               "note": f"nothing was held out (val_fraction=0): score it with vggnet evaluate --checkpoint "
-                       f"{live.run_dir} --data TEST-DATA --out DIR",
-               "wall_seconds": round(time.perf_counter() - started, 1)}
-    atomic_write_text(live.run_dir / "metrics.json", metrics_json(metrics))
-    write_report(live.run_dir, metrics, live.history,
-                 title=f"{live.model.model_name} on {live.splits.name}, recipe {live.recipe.name}")
-    return TrainResult(live.run_dir, live.history, metrics)
+    return {"split": "none", "images": 0, "classes": live.splits.classes, "train_images": len(live.splits.train),
+            "train_loss": last["train_loss"], "train_top1": last["train_top1"],
+            "note": f"nothing was held out (val_fraction=0): score it with vggnet evaluate --checkpoint "
+                    f"{live.run_dir} --data TEST-DATA --out DIR"}

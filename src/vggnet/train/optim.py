@@ -17,7 +17,7 @@ from vggnet.train.muon import Muon
 from vggnet.train.recipes import Recipe
 
 
-def _stem_bias(model: nn.Module) -> nn.Parameter | None:
+def stem_bias(model: nn.Module) -> nn.Parameter | None:
     """A data-fitted stem's bias (vgg_fast's whitening conv), which trains only for the first epochs."""
     stem = getattr(model, "stem", None) if hasattr(model, "fit_to_data") else None
     bias = getattr(stem, "bias", None)
@@ -34,7 +34,7 @@ def param_groups(model: nn.Module, recipe: Recipe) -> list[dict]:
       then holds its rate at 0) and not at all when that is 0;
     - with ``optimizer=muon`` the conv filters form a group of their own (``orthogonal``).
     """
-    stem = _stem_bias(model)
+    stem = stem_bias(model)
     params = [p for p in model.parameters() if p.requires_grad and p is not stem]
     norm = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase)
             for p in m.parameters() if p.requires_grad}

@@ -118,14 +118,12 @@ def load_splits(data: str | os.PathLike[str], recipe: Recipe, seed: int, strict:
                             f"val_fraction=0 {data} holds no image out: use schedule=onecycle or cosine")
         log.warning("val_fraction=0: every image of %s trains and none is held out, so the run reports no "
                     "accuracy; score it with vggnet evaluate --checkpoint RUN --data TEST-DATA --out DIR", data)
-        made = make_record(data, splits)
-        splits.train = take_balanced(splits.train, recipe.train_images, seed)
-        return splits, made
-    val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
-    missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
-    if missing:
-        log.warning("%d of %d classes have no validation image (e.g. %s): their scores mean nothing; raise "
-                    "val_fraction or add images", len(missing), len(splits.classes), printable(missing[0]))
+    else:
+        val_counts = torch.bincount(labels_of(splits.val), minlength=len(splits.classes)).tolist()
+        missing = [c for c, n in zip(splits.classes, val_counts, strict=True) if n == 0]
+        if missing:
+            log.warning("%d of %d classes have no validation image (e.g. %s): their scores mean nothing; raise "
+                        "val_fraction or add images", len(missing), len(splits.classes), printable(missing[0]))
     made = make_record(data, splits)
     splits.train = take_balanced(splits.train, recipe.train_images, seed)
     splits.val = take_balanced(splits.val, recipe.val_images, seed)
