@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -41,15 +42,23 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="a JSON-lines file to append the results to")
     ap.add_argument("--plot", default=None, help="a PNG of val top-1 per epoch, one line per run and seed")
     ap.add_argument("--results", default=None, help="read these JSON lines (an earlier --out) instead of training")
+    ap.add_argument("--label", default=None,
+                    help="this call's name in the table and picture (default: its overrides), e.g. for other data")
+    ap.add_argument("--keep", default=None, help="keep each run's directory here (LABEL-seedN) to evaluate it later")
     args = ap.parse_args()
     if args.results:
         _report([json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()], args.plot)
         return
+    if args.label and len(args.run or []) > 1:
+        ap.error("--label names one run: give one --run with it (several would share the label and folders)")
     lines = []
     for spec in args.run or [""]:
         for seed in args.seeds:
             recipe = get_recipe(args.recipe, _overrides(spec))
+            label = args.label or spec
             with tempfile.TemporaryDirectory() as tmp:
+                if args.keep:  # the run stays for later use (evaluate, weight storage checks)
+                    tmp = str(Path(args.keep) / f"{re.sub(r'[^A-Za-z0-9.]+', '-', label or 'recipe')}-seed{seed}")
                 t0 = time.perf_counter()
                 result = train(None, args.data, recipe, tmp, seed=seed, device=args.device, progress=False)
                 wall = time.perf_counter() - t0
@@ -59,7 +68,8 @@ def main() -> None:
                 elapsed += row["seconds"]
                 curve.append([round(elapsed, 1), round(row["val_top1"], 4)])
             m = result.metrics
-            line = {"recipe": args.recipe, "overrides": spec, "seed": seed, "epochs": recipe.epochs,
+            line = {"recipe": args.recipe, "overrides": spec, "label": label, "data": args.data, "seed": seed,
+                    "epochs": recipe.epochs,
                     "top1": round(m["top1"], 4), "top1_without_tta": round(m.get("top1_without_tta", m["top1"]), 4),
                     "wall_seconds": round(wall, 1), "curve": curve, "device": info["device"],
                     "machine": machine_name(torch.device(info["device"])), "precision": info["precision"]}
@@ -75,7 +85,7 @@ def _report(lines: list[dict], plot: str | None) -> None:
     """Per run (its overrides), the seeds' summary as JSON, then the table and the picture."""
     runs: dict[str, list[dict]] = {}
     for line in lines:
-        runs.setdefault(line["overrides"], []).append(line)
+        runs.setdefault(line.get("label") or line["overrides"], []).append(line)
     summaries = [_summary(spec, results) for spec, results in runs.items()]
     for summary in summaries:
         print(json.dumps(summary), flush=True)

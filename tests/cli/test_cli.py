@@ -87,4 +87,4 @@ def test_experiment_list_and_bad_names():
     assert result.exit_code == 2 and result.stderr == "error: unknown study 'width'; valid: depth, lrn, conv1x1, " \
                                                       "filters, init, augment\n"
     result = CliRunner().invoke(cli, ["experiment", "lrn", "--data", "sample", "--budget", "huge"])
-    assert result.exit_code == 2 and "'huge' is not one of 'small', 'full'" in result.stderr
+    assert result.exit_code == 2 and "'huge' is not one of 'small', 'medium', 'full'" in result.stderr

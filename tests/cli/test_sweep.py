@@ -289,7 +289,7 @@ ROWS = [
     R("experiment-unknown-study", "experiment", "width", "--data", "sample", "--out", "{out}",
       msg="unknown study 'width'; valid: depth"),
     R("experiment-bad-budget", "experiment", "lrn", "--data", "sample", "--budget", "huge",
-      msg="'huge' is not one of 'small', 'full'", usage=True),
+      msg="'huge' is not one of 'small', 'medium', 'full'", usage=True),
     R("experiment-no-data", "experiment", "depth", "--out", "{out}", msg="Missing option '--data'", usage=True),
     R("experiment-device-foo", "experiment", "depth", "--data", "sample", "--device", "foo", "--out", "{out}",
       msg=DEVICE_FOO),

@@ -71,11 +71,11 @@ def test_the_init_study_starts_deep_nets_from_its_donor(colours, tmp_path, monke
 
     arms = tuple(a for a in studies.STUDIES["init"].arms if a.label in ("A (donor)", "D, from A"))
     monkeypatch.setitem(studies.STUDIES, "init", studies.STUDIES["init"].__class__(
-        **{**studies.STUDIES["init"].__dict__, "arms": arms}))
+        **{**studies.STUDIES["init"].__dict__, "arms": arms, "claims": ()}))
     result = run_study("init", colours, tmp_path / "init", overrides=TINY, progress=False)
     assert result["arms"][1]["init_from"] == str(tmp_path / "init" / "a-donor")
-    assert result["arms"][0]["settings"] == {"epochs": "10"}  # the donor's own, shown in the report
-    assert "| A (donor) | `vgg11` | kaiming | `epochs=10` |" in (tmp_path / "init" / "report.md").read_text()
+    assert result["arms"][0]["settings"] == {"epochs": "2"}  # the donor's own (TINY's 2 x 1.25), in the report
+    assert "| A (donor) | `vgg11` | kaiming | `epochs=2` |" in (tmp_path / "init" / "report.md").read_text()
 
 
 def test_stalled_and_diverged_flags():
@@ -126,4 +126,73 @@ def test_a_study_never_reports_a_foreign_run_as_an_arm_or_mixes_studies(colours,
 def test_a_study_refuses_val_fraction_0_before_it_trains(colours, tmp_path):
     with pytest.raises(VggnetError, match="a study compares its arms' held-out scores"):
         run_study("lrn", colours, tmp_path / "s", overrides={"val_fraction": "0"}, progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_the_medium_budget_trains_two_seeds_per_arm_thinned_and_judges_the_claim(colours, tmp_path):
+    out = tmp_path / "lrn"
+    result = run_study("lrn", colours, out, budget="medium", overrides=TINY, progress=False)
+    assert result["seeds"] == [0, 1]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a-lrn-seed0", "a-lrn-seed1", "a-seed0", "a-seed1"]
+    run = json.loads((out / "a-seed1" / "run.json").read_text())
+    assert run["seed"] == 1 and run["model_kwargs"]["width"] == 0.25 and run["recipe"]["width"] == 0.25
+    for arm in result["arms"]:
+        scores = [s["top1"] for s in arm["seeds"]]
+        assert [s["seed"] for s in arm["seeds"]] == [0, 1]
+        assert arm["top1"] == pytest.approx(sum(scores) / 2)
+        assert arm["spread"] == pytest.approx(max(scores) - min(scores))
+        assert len(arm["train_loss"]) == 2
+    [claim] = result["claims"]
+    assert claim["first"] == "A-LRN" and claim["verdict"] in ("agrees", "disagrees", "not resolved")
+    report = (out / "report.md").read_text()
+    assert "## Findings" in report and "The paper: A-LRN gains nothing over A." in report
+    assert "2 seeds (0, 1) per arm" in report and "at 0.25 of Table 1's channels (`width=0.25`)" in report
+    assert "| val top-1 (mean) | each seed | spread |" in report
+
+
+def test_a_medium_study_cut_between_seeds_trains_only_what_is_missing(colours, tmp_path, monkeypatch):
+    out = tmp_path / "lrn"
+    first = run_study("lrn", colours, out, budget="medium", overrides=TINY, progress=False)
+    import shutil
+
+    shutil.rmtree(out / "a-lrn-seed1")  # as if the study stopped before this arm's second seed
+    trained = []
+    real = run_module.train
+    monkeypatch.setattr(run_module, "train", lambda *a, **k: trained.append(a[3].name) or real(*a, **k))
+    again = run_study("lrn", colours, out, budget="medium", overrides=TINY, progress=False)
+    assert trained == ["a-lrn-seed1"]
+    assert [a["seeds"][0]["top1"] for a in again["arms"]] == [a["seeds"][0]["top1"] for a in first["arms"]]
+
+
+def test_a_donor_trains_its_epochs_factor_and_each_seed_starts_from_its_own_donor(colours, tmp_path, monkeypatch):
+    from vggnet.experiments import studies
+
+    arms = tuple(a for a in studies.STUDIES["init"].arms if a.label in ("A (donor)", "D, from A"))
+    monkeypatch.setitem(studies.STUDIES, "init", studies.STUDIES["init"].__class__(
+        **{**studies.STUDIES["init"].__dict__, "arms": arms, "claims": ()}))
+    result = run_study("init", colours, tmp_path / "init", budget="medium", overrides={**TINY, "epochs": "4"},
+                       progress=False)
+    donor, deep = result["arms"]
+    assert donor["settings"] == {"epochs": "5"} and len(donor["train_loss"]) == 5  # 4 x 1.25
+    assert len(deep["train_loss"]) == 4
+    for s in (0, 1):
+        run = json.loads((tmp_path / "init" / f"d-from-a-seed{s}" / "run.json").read_text())
+        assert run["recipe"]["init_from"] == str(tmp_path / "init" / f"a-donor-seed{s}")
+
+
+def test_an_arm_whose_donor_diverged_is_reported_not_trained(colours, tmp_path, monkeypatch):
+    from vggnet.experiments import studies
+
+    arms = tuple(a for a in studies.STUDIES["init"].arms if a.label in ("A (donor)", "D, from A"))
+    monkeypatch.setitem(studies.STUDIES, "init", studies.STUDIES["init"].__class__(
+        **{**studies.STUDIES["init"].__dict__, "arms": arms, "claims": ()}))
+    result = run_study("init", colours, tmp_path / "init", overrides={**TINY, "lr": "1e8"}, progress=False)
+    deep = result["arms"][1]
+    assert deep["top1"] is None and deep["diverged"].startswith("its donor A (donor) diverged")
+    assert "not trained: its donor A (donor) diverged" in (tmp_path / "init" / "report.md").read_text()
+
+
+def test_a_bad_epochs_override_is_one_line_before_anything_trains(colours, tmp_path):
+    with pytest.raises(VggnetError, match=r"recipe field epochs \(int\) cannot be '8.0'"):
+        run_study("init", colours, tmp_path / "s", overrides={**TINY, "epochs": "8.0"}, progress=False)
     assert not (tmp_path / "s").exists()

@@ -17,8 +17,10 @@ def test_the_six_studies_of_the_issue_and_their_arms_are_buildable():
             assert arm.model in known, arm.model
             if arm.init_from:
                 assert arm.init_from in labels[:i]  # the donor trains first
-            for budget in ("small", "full"):
+            for budget in ("small", "medium", "full"):
                 get_recipe("cifar", {**study.budget(budget), **arm.overrides})  # every override is a valid field
+        for claim in study.claims:
+            assert {claim.first, claim.second} <= set(labels) and claim.expect in ("better", "no gain")
     assert [a.label for a in STUDIES["depth"].arms] == ["A", "B", "D", "E", "A-BN", "B-BN", "D-BN", "E-BN"]
     init = {a.label: a.overrides.get("init") for a in STUDIES["init"].arms}
     assert init["D, paper"] == "paper" and init["E, glorot"] == "glorot" and init["D, from A"] == "normal001"
@@ -30,5 +32,18 @@ def test_the_six_studies_of_the_issue_and_their_arms_are_buildable():
 def test_unknown_study_and_budget():
     with pytest.raises(VggnetError, match="unknown study 'width'; valid: depth, lrn"):
         get_study("width")
-    with pytest.raises(VggnetError, match="unknown budget 'huge'"):
+    with pytest.raises(VggnetError, match="unknown budget 'huge'; valid: small, medium, full"):
         get_study("lrn").budget("huge")
+
+
+def test_the_medium_budget_is_the_whole_split_at_a_quarter_width_and_two_seeds():
+    from vggnet.experiments.studies import SEEDS
+
+    assert SEEDS == {"small": 1, "medium": 2, "full": 1}
+    for study in STUDIES.values():
+        recipe = get_recipe("cifar", study.budget("medium"))
+        assert recipe.width == 0.25 and recipe.train_images == 0 and recipe.val_images == 0
+        assert recipe.schedule == "onecycle" and recipe.lr_end == 0  # annealed to zero by the last step
+        assert get_recipe("cifar", study.budget("small")).width == 1  # small and full keep the paper's widths
+    donor = next(a for a in STUDIES["init"].arms if a.label == "A (donor)")
+    assert donor.epochs_factor == 1.25 and "epochs" not in donor.overrides

@@ -250,4 +250,4 @@ def test_every_model_declares_the_recipe_fields_its_builder_takes():
     for name, builder in _REGISTRY.items():
         taken = set(inspect.signature(builder).parameters)
         assert set(recipe_keywords(name)) <= taken, name
-    assert recipe_keywords("D") == ("head", "dropout", "init") and recipe_keywords("resnet18") == ()
+    assert recipe_keywords("D") == ("head", "dropout", "init", "width") and recipe_keywords("resnet18") == ()

@@ -90,7 +90,8 @@ def test_paper_recipe_with_plateau_and_pca_runs(colours, tmp_path):
     result = train("vgg11", colours, recipe, tmp_path / "p", progress=False)
     assert len(result.history) == 2 and result.history[0]["lr"] == 0.01
     meta = load_checkpoint(tmp_path / "p").meta
-    assert meta["model_kwargs"] == {"num_classes": 3, "head": "small", "dropout": 0.5, "init": "normal001"}
+    assert meta["model_kwargs"] == {"num_classes": 3, "head": "small", "dropout": 0.5, "init": "normal001",
+                                    "width": 1.0}
     x = torch.full((1, 3, 2, 2), 0.75)  # a pixel of 191.25 on [0, 255]
     mean, std = torch.tensor(meta["mean"]).view(1, 3, 1, 1), torch.tensor(meta["std"]).view(1, 3, 1, 1)
     assert torch.allclose((x - mean) / std, 255 * (x - mean), rtol=1e-6)  # mean subtracted, Caffe's 0-255 units

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_write_text
-from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, split_off
+from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, sample_archive, split_off
 from vggnet.data.loader import make_batches
 from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
@@ -155,10 +155,40 @@ def evaluate_checkpoint(
                           "protocols and ensembles rebuild the network in PyTorch); pass its checkpoint for them")
     for _, meta in models:  # at least each checkpoint's crop (the dense protocol alone takes whole images)
         check_scales(scales or (), meta.get("image_size") if protocol != "dense" else None)
+        check_shipped(meta, data, split)
     device = resolve_device(device)
     with RunDir(Path(out), "evaluate").claim():  # its own folder: never a training run's, never the user's files
         return _evaluate(paths, models, data, Path(out), split, protocol, scales, batch_size, device, workers,
                          progress, strict)
+
+
+def check_shipped(meta: dict, data: str | os.PathLike[str], split: str | None) -> None:
+    """Weights vggnet trained and ships say what they trained on (``trained_on``). The embedded
+    sample is part of it, so scoring the sample as a test is refused; any other data is scored,
+    with one line saying that its images must be unseen for the score to mean anything."""
+    trained_on = meta.get("trained_on")
+    if not trained_on:
+        return
+    name = meta.get("name", "these weights")
+    if meta.get("trained_on_sample") and split != "all" and is_sample(data):
+        raise NothingHeldOut(f"{name} trained on every image of the sample ({trained_on}): score it on images it "
+                             "has not seen (CIFAR-10's test set: --data cifar10 --split test), or --split all for "
+                             "its accuracy on its own training images")
+    if meta.get("trained_on_cifar10") and data_identity(data) == "cifar10" and split in (None, "val", "train"):
+        raise NothingHeldOut(f"{name} trained on {trained_on}: its val and train splits of CIFAR-10 are its own "
+                             "training images; score it with --split test")
+    log.warning("%s trained on %s: a score on any of those images is a training score, not a test", name, trained_on)
+
+
+def is_sample(data: str | os.PathLike[str]) -> bool:
+    """The embedded sample: by name, by path, or a copy of its archive (same size and sha256)."""
+    from vggnet.data.download import file_digest
+
+    sample, path = sample_archive(), Path(data)
+    if data_identity(data) in ("sample", str(sample.resolve())):
+        return True
+    return path.is_file() and path.stat().st_size == sample.stat().st_size and \
+        file_digest(path, "sha256") == file_digest(sample, "sha256")
 
 
 def _load_model(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict]:

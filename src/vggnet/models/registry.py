@@ -55,7 +55,7 @@ def register_model(name: str, builder: Callable[..., nn.Module] | None = None, *
     return add(builder) if builder is not None else add
 
 
-VGG_KEYWORDS = ("head", "dropout", "init")
+VGG_KEYWORDS = ("head", "dropout", "init", "width")
 
 for _name, _config in NAME_TO_CONFIG.items():
     register_model(_name, partial(VGG, config=_config, batch_norm=False), min_size=MIN_INPUT,

@@ -9,6 +9,7 @@ extractor and the analysis use.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ from vggnet.configs import LRN_PARAMS, ConvSpec, config_blocks, parse_layer, res
 from vggnet.errors import InputShapeError, VggnetError
 from vggnet.models.init import init_weights
 from vggnet.models.levels import FeatureInfo
+
+MAX_WIDTH = 4.0
+"""The widest multiplier built: 4x Table 1 is 2048 channels in the last blocks, already ~16x the
+paper's compute; beyond it a typo (``width=14``) would allocate tens of GB before any step."""
 
 MIN_INPUT = 32
 """Five 2x2 max-pools halve the input five times, so 32 pixels is the smallest usable side."""
@@ -81,6 +86,10 @@ class VGG(nn.Module):
         dropout: dropout probability after the hidden FC layers (0.5 in the paper).
         init: weight initialisation scheme, see :mod:`vggnet.models.init`.
         in_chans: input channels (3 for RGB).
+        width: a multiplier on every layer's width (Table 1's conv channels and the head's
+            hidden FC layers), rounded, at least 1; 1 is the paper's network. Thinner nets keep
+            the depth and layout, so a study can compare the paper's configurations at a
+            budget a CPU trains to convergence (``--budget medium``). Known weights fit width 1 only.
     """
 
     def __init__(
@@ -92,14 +101,17 @@ class VGG(nn.Module):
         dropout: float = 0.5,
         init: str = "kaiming",
         in_chans: int = 3,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(width) and 0 < width <= MAX_WIDTH):
+            raise VggnetError(f"width multiplies the layers' channels: it must be in (0, {MAX_WIDTH}], got {width}")
         if head not in HEADS:
             raise VggnetError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
         if num_classes < 1:
             raise VggnetError(f"num_classes must be >= 1, got {num_classes}")
         self.config = resolve_config(config)
-        self.in_chans = in_chans
+        self.in_chans, self.width = in_chans, width
         self.layer_names: dict[str, str] = {}
         # The conv blocks' outputs before their max-pool, as timm defines VGG's levels (see levels.py).
         self.feature_info = FeatureInfo()
@@ -107,11 +119,16 @@ class VGG(nn.Module):
         spec = HEADS[head]
         self.avgpool = nn.AdaptiveAvgPool2d((spec.pool, spec.pool))
         self.layer_names["avgpool"] = "avgpool"
-        self.classifier = self._make_classifier(512 * spec.pool**2, spec.hidden, num_classes, dropout)
+        channels = self.feature_info[-1]["num_chs"]
+        hidden = tuple(self._scaled(h) for h in spec.hidden)
+        self.classifier = self._make_classifier(channels * spec.pool**2, hidden, num_classes, dropout)
         self.num_classes = num_classes
         self.num_features = self.classifier[-1].in_features  # what forward_head(pre_logits=True) returns
         self.grad_checkpointing = False
         init_weights(self, init)
+
+    def _scaled(self, channels: int) -> int:
+        return max(1, round(channels * self.width))
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Keep only each conv block's input in training and recompute the block in backward
@@ -147,11 +164,12 @@ class VGG(nn.Module):
                 layer = parse_layer(token)
                 if isinstance(layer, ConvSpec):
                     i += 1
-                    add(f"conv{b}_{i}", nn.Conv2d(channels, layer.channels, layer.kernel, padding=layer.padding))
+                    out = self._scaled(layer.channels)
+                    add(f"conv{b}_{i}", nn.Conv2d(channels, out, layer.kernel, padding=layer.padding))
                     if batch_norm:
-                        add(f"bn{b}_{i}", nn.BatchNorm2d(layer.channels))
+                        add(f"bn{b}_{i}", nn.BatchNorm2d(out))
                     add(f"relu{b}_{i}", nn.ReLU(inplace=True))
-                    channels = layer.channels
+                    channels = out
                 else:
                     # PyTorch's LocalResponseNorm divides alpha by the window size, as Caffe
                     # (which the authors' code was derived from) does; see docs/architecture.md.
@@ -181,7 +199,7 @@ class VGG(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolutional trunk, pool5 included: (N, C, H, W) -> (N, 512, H/32, W/32). With
+        """The convolutional trunk, pool5 included: (N, C, H, W) -> (N, 512 x width, H/32, W/32). With
         :meth:`forward_head` it is ``forward``; a backbone for other tasks uses it (or
         ``features_only=True`` for every block's map) and drops the head."""
         x = check_input(x, self.in_chans)

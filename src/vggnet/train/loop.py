@@ -54,6 +54,7 @@ from vggnet.train.lookahead import Lookahead
 from vggnet.train.optim import build_optimizer, build_scheduler, freeze_finished, stem_bias
 from vggnet.train.recipes import Recipe
 from vggnet.train.setup import (
+    check_start_data,
     checked_model,
     data_stats,
     load_splits,
@@ -233,6 +234,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     if not dist.main:
         barrier(dist)  # rank 0 decodes (and caches) the data first; the others then read the cache
     pretrained, shallower = read_starts(recipe) if ckpt is None else (None, None)
+    if pretrained is not None:
+        check_start_data(pretrained, data, recipe)
     record = read_split(run_dir) if ckpt is not None else None
     splits, made = load_splits(data, recipe, seed, strict, progress, record, ckpt.meta.get("classes") if ckpt
                                else None)

@@ -43,6 +43,7 @@ class Recipe:
     lookahead: int = 0  # every this many steps pull the weights towards their running average (0: off)
     muon_lr: float = 0.24  # optimizer muon: the conv filters' rate (a step of orthogonalised momentum)
     muon_momentum: float = 0.6  # optimizer muon: the conv filters' Nesterov momentum
+    width: float = 1.0  # a VGG's channels times this (Table 1's at 1); the studies' medium budget thins every arm alike
     stem_bias_epochs: int = 0  # a data-fitted stem's bias (vgg_fast) learns this many epochs, then freezes
     label_smoothing: float = 0.0
     bias_lr_scale: float = 1.0  # BatchNorm shifts learn this many times faster (their decay per step kept)
@@ -129,6 +130,7 @@ BOUNDS: dict[str, Bound] = {
     "label_smoothing": Bound(0, 1, high_open=True, why="at 1 every target would be uniform"),
     "bias_lr_scale": Bound(0, 1000, low_open=True),
     "dropout": Bound(0, 1, high_open=True),
+    "width": Bound(0, 4, low_open=True, why="a multiplier on the VGG's channels; 1 is the paper's network"),
     "image_size": Bound(0, MAX_IMAGE_SIZE, why="0: the data's own size"),
     "scale": Bound(1, MAX_SCALE),
     "test_scale": Bound(1, MAX_SCALE),

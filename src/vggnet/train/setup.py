@@ -37,11 +37,12 @@ def set_determinism(seed: int, deterministic: bool) -> None:
 
 def model_kwargs_for(name: str, recipe: Recipe, num_classes: int, size: int) -> dict:
     """The model's keyword arguments: its classes, and the recipe fields its registry entry
-    declares (a VGG's head, dropout and initialisation; ``head="auto"`` is the paper's head from
-    224 px, the small one below)."""
+    declares (a VGG's head, dropout, initialisation and width; ``head="auto"`` is the paper's head
+    from 224 px, the small one below)."""
+    keywords = recipe_keywords(name)
     head = recipe.head if recipe.head != "auto" else ("imagenet" if size >= 224 else "small")
-    fields = {"head": head, "dropout": recipe.dropout, "init": recipe.init}
-    return {"num_classes": num_classes, **{k: fields[k] for k in recipe_keywords(name)}}
+    fields = {"head": head, "dropout": recipe.dropout, "init": recipe.init, "width": recipe.width}
+    return {"num_classes": num_classes, **{k: fields[k] for k in keywords}}
 
 
 CONSTANT_STD = 1e-3  # on the [0, 1] scale: a channel this flat carries no signal to normalise
@@ -72,6 +73,22 @@ def read_starts(recipe: Recipe) -> tuple[WeightSource | None, torch.nn.Module | 
     pretrained = read_weights(recipe.weights) if recipe.weights else None
     shallower = model_from_checkpoint(recipe.init_from)[0] if recipe.init_from else None
     return pretrained, shallower
+
+
+def check_start_data(src: WeightSource, data: object, recipe: Recipe) -> None:
+    """Weights vggnet trained say what they trained on: fine-tuned on the embedded sample (part
+    of it), the run's val split would score images they already saw, so that is refused; on other
+    data one line says what a val score on those images would be."""
+    from vggnet.evaluate.run import is_sample
+
+    trained_on = src.meta.get("trained_on")
+    if not trained_on:
+        return
+    name = src.meta.get("name", recipe.weights)
+    if recipe.val_fraction > 0 and src.meta.get("trained_on_sample") and is_sample(data):
+        raise VggnetError(f"{name} trained on every image of the sample ({trained_on}): a val split of it would "
+                          "score images the weights already saw; fine-tune on other data")
+    log.warning("%s trained on %s: a val score on any of those images is not a held-out score", name, trained_on)
 
 
 def load_weights(model: torch.nn.Module, src: WeightSource, stats: dict) -> dict:
@@ -163,5 +180,8 @@ def checked_model(model_name: str | None, data: object, recipe: Recipe | None, d
         raise VggnetError("train needs a model, data and a recipe (or resume=True with a run dir)")
     check_recipe(recipe)
     resolve_name(model_name)  # an unknown name fails before any data is read
+    if recipe.width != 1 and "width" not in recipe_keywords(model_name):
+        raise VggnetError(f"{resolve_name(model_name)} has no width multiplier (width={recipe.width:g}): width "
+                          "thins the VGG family (vgg11 ... vgg19_bn); leave it at 1 for this network")
     local_batch_size(recipe.batch_size, dist, recipe.accumulate)  # a batch that does not split fails here
     return model_name

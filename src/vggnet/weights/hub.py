@@ -4,6 +4,11 @@ torchvision's file names end in the first 8 hex digits of the file's sha256 (``v
 the download is refused unless the digest starts with them, as torchvision's own loader does.
 Keras publishes an md5 per file (in ``keras.applications.vgg16``), checked the same way.
 
+The weights vggnet trained itself (``vgg_fast.cifar10``) ship inside the package, in
+``vggnet/weights/shipped/``, each with its model card: no download, the same sha256 and size
+checks before use, and the file is a vggnet checkpoint (network, classes and normalisation in its
+metadata), so ``evaluate``, ``predict`` and ``create_model(pretrained=True)`` use it offline.
+
 Each file also carries its size in bytes, so that a download stops at that size (and refuses a
 server announcing another): the exact size where it is on record (the byte counts torch's and
 Keras's own downloaders print, and ``wget``'s Content-Length), else an upper bound, 4 bytes per
@@ -43,13 +48,27 @@ class WeightFile:
     url: str
     checksum: str  # hex digest, or a prefix of at least 8 digits
     hash_name: str  # 'sha256' or 'md5'
-    source: str  # a key of PREPROCESSING
+    source: str  # a key of PREPROCESSING, or 'vggnet': the file's metadata says how to feed it
     size: int  # bytes: the file's exact size, or an upper bound where size_exact is False
     size_exact: bool = True
+    file: str = ""  # a packaged file's name in SHIPPED (it has no URL)
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        return self.file or self.url.rsplit("/", 1)[-1]
+
+    @property
+    def packaged(self) -> bool:
+        return bool(self.file)
+
+    @property
+    def card(self) -> Path | None:
+        """The model card of a packaged file (how it was trained, what it scored), beside it."""
+        return SHIPPED / f"{self.name}.md" if self.packaged else None
+
+
+SHIPPED = Path(__file__).parent / "shipped"
+"""The package folder of the weights vggnet trained (package data: installed with vggnet)."""
 
 
 PICKLE_ALLOWANCE = 1 << 20
@@ -69,6 +88,16 @@ def _keras(model: str, top: bool, md5: str, size: int) -> WeightFile:
     return WeightFile(name, model, f"{KERAS}{model}/{filename}", md5, "md5", "keras", size)
 
 
+def _shipped(name: str, model: str, file: str, sha256: str, size: int) -> WeightFile:
+    return WeightFile(name, model, "", sha256, "sha256", "vggnet", size, file=file)
+
+
+SHIPPED_WEIGHTS: tuple[WeightFile, ...] = (
+    # vgg_fast trained with cifar-fast on all 50,000 CIFAR-10 training images (model card beside it)
+    _shipped("vgg_fast.cifar10", "vgg_fast", "vgg_fast-cifar10.safetensors",
+             "acdbd8015509e9d471d6a0ba25ce932996d6b76f4e73d974cd75aa7191ad3c9b", 3_954_408),
+)
+
 KNOWN_WEIGHTS: dict[str, WeightFile] = {
     w.name: w
     for w in (
@@ -85,6 +114,7 @@ KNOWN_WEIGHTS: dict[str, WeightFile] = {
         _keras("vgg16", False, "6d6bbae143d832006294945121d1f1fc", 58_889_256),
         _keras("vgg19", True, "cbe5617147190e668d6c5d5026f83318", 574_710_816),
         _keras("vgg19", False, "253f8cb515780f3b799900260a226db6", 80_134_624),
+        *SHIPPED_WEIGHTS,
     )
 }
 
@@ -98,7 +128,21 @@ def weight_file(name: str) -> WeightFile:
 
 
 def cached_path(w: WeightFile) -> Path:
-    return cache_dir("weights") / w.filename
+    """Where the file is read from: the package for a packaged file, else the download cache."""
+    return SHIPPED / w.filename if w.packaged else cache_dir("weights") / w.filename
+
+
+def _check_packaged(w: WeightFile) -> Path:
+    """A packaged file, checked as a download is (size, then sha256) before anything reads it."""
+    from vggnet.data.download import file_digest
+
+    path = cached_path(w)
+    if not path.is_file():
+        raise DownloadError(f"{w.name}: {path} is missing from this install of vggnet; reinstall vggnet")
+    if path.stat().st_size != w.size or file_digest(path, "sha256") != w.checksum:
+        raise DownloadError(f"{w.name}: {path} is damaged (its size or sha256 differs from the record); "
+                            "reinstall vggnet")
+    return path
 
 
 def fetch_weights(name: str, *, url: str | None = None, progress: bool = True) -> Path:
@@ -107,6 +151,10 @@ def fetch_weights(name: str, *, url: str | None = None, progress: bool = True) -
     From the official URL the recorded exact size is required; from another ``url`` (a mirror) it
     is only the bound, since the checksum is what proves the file."""
     w = weight_file(name)
+    if w.packaged:  # inside the package: nothing to download, only to check
+        if url is not None:
+            raise VggnetError(f"{w.name} ships inside vggnet; it has no download (drop --url)")
+        return _check_packaged(w)
     exact = w.size if w.size_exact and url is None else None
     try:
         return download(url or w.url, cached_path(w), progress=progress, size=exact, max_size=w.size,
@@ -121,5 +169,6 @@ def fetch_weights(name: str, *, url: str | None = None, progress: bool = True) -
 
 def list_weights() -> list[dict[str, object]]:
     """Every known file with whether it is in the cache."""
-    return [{"name": w.name, "model": w.model, "source": w.source, "url": w.url,
-             "cached": cached_path(w).exists()} for w in KNOWN_WEIGHTS.values()]
+    return [{"name": w.name, "model": w.model, "source": w.source, "url": w.url or "(inside the vggnet package)",
+             "cached": cached_path(w).exists(), "card": str(w.card) if w.card else None}
+            for w in KNOWN_WEIGHTS.values()]

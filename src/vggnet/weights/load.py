@@ -244,9 +244,12 @@ def model_for_inference(
     ONNX file vggnet wrote (run by onnxruntime: an exported or an int8 quantized model)."""
     from vggnet.data.imagenet import imagenet_classes
     from vggnet.runs import model_from_checkpoint
-    from vggnet.weights.hub import PREPROCESSING
+    from vggnet.weights.hub import KNOWN_WEIGHTS, PREPROCESSING, fetch_weights
 
     path = Path(weights)
+    known = KNOWN_WEIGHTS.get(str(weights))
+    if known is not None and known.packaged and not path.exists():  # weights vggnet trained and ships
+        path = fetch_weights(known.name)  # checked (size, sha256); a checkpoint, read below as one
     if path.suffix == ".onnx" and path.exists():  # a file `vggnet export` or `vggnet quantize` wrote
         from vggnet.weights.onnx_model import load_onnx_model
 
