@@ -70,7 +70,7 @@ def test_vgg_fast_loads_a_file_and_keeps_a_new_head_fresh(tmp_path, caplog) -> N
     assert "classifier not loaded" in caplog.text
 
 
-@pytest.mark.parametrize("name", ["alexnet", "vgg_fast", "vgg16_conv1"])
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "vgg16_conv1"])
 def test_pretrained_without_known_weights_is_one_line(name) -> None:
     with pytest.raises(VggnetError, match=f"no pretrained weights are known for {name}; models with weights: vgg11,"):
         create_model(name, pretrained=True)
@@ -80,7 +80,8 @@ def test_pretrained_without_known_weights_is_one_line(name) -> None:
 def test_list_models_pretrained_lists_only_models_with_weights() -> None:
     assert list_models("vgg1[16]*", pretrained=True) == ["vgg11", "vgg11_bn", "vgg16", "vgg16_bn"]
     assert set(list_models(pretrained=True)) == {w.model for w in hub.KNOWN_WEIGHTS.values()}
-    assert "vgg_fast" in list_models() and "vgg_fast" not in list_models(pretrained=True)
+    assert "vgg_fast" in list_models(pretrained=True)  # vggnet's own, shipped in the package
+    assert "vgg16_conv1" in list_models() and "vgg16_conv1" not in list_models(pretrained=True)
 
 
 def test_in_chans_builds_and_adapts_the_first_conv(small_vgg11) -> None:
