@@ -113,7 +113,7 @@ def _plot(runs: dict[str, list[dict]], path: str) -> None:
            ylim=(50, 96), title=f"{first['recipe']} on 45,000 / 5,000 CIFAR-10 JPEGs\n{first['machine']}, "
                                 f"{first['precision']}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     save_figure(fig, path)
 
 
