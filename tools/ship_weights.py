@@ -16,7 +16,6 @@ seed, scores and date.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import tempfile
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import torch
 
+from vggnet.data.download import file_digest
 from vggnet.evaluate.run import evaluate_checkpoint
 from vggnet.runs import load_checkpoint
 from vggnet.runs.checkpoint import META_KEY, find_checkpoint
+from vggnet.weights.hub import SHIPPED
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "vggnet" / "weights" / "shipped"
 MACHINE_KEYS = ("data", "data_path", "fast_path")  # where and how it ran here: not the user's business
 
 
@@ -66,8 +66,7 @@ def write(run: Path, name: str, dtype: str, trained_on: str, includes_sample: bo
     out = SHIPPED / f"{name.replace('.', '-')}.safetensors"
     save_file(_rounded(ckpt.weights, {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype]), str(out),
               metadata={META_KEY: json.dumps(meta)})
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    return {"file": out.name, "sha256": digest, "size": out.stat().st_size}
+    return {"file": out.name, "sha256": file_digest(out, "sha256"), "size": out.stat().st_size}
 
 
 def main() -> None:

@@ -86,10 +86,11 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     for i, arm in enumerate(study.arms, 1):
         runs = []
         for s in seeds:
-            run_dir = out / arm_dir(arm.label, s if len(seeds) > 1 else None)
+            tag = s if len(seeds) > 1 else None  # one seed: the arm's folder has no seed in its name
+            run_dir = out / arm_dir(arm.label, tag)
             fields = arm_fields(arm, budget_overrides, overrides)
             if arm.init_from:  # the donor of the same seed
-                fields["init_from"] = str(out / arm_dir(arm.init_from, s if len(seeds) > 1 else None))
+                fields["init_from"] = str(out / arm_dir(arm.init_from, tag))
             where = f"[{name} {i}/{len(study.arms)}" + (f", seed {s}]" if len(seeds) > 1 else "]")
             donor = Path(fields.get("init_from", ""))
             if arm.init_from and (donor / DIVERGED).exists() and not (run_dir / DIVERGED).exists():
