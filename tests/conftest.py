@@ -44,6 +44,17 @@ def vgg11_file(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def vgg16_file(tmp_path_factory):  # tests/perceptual, tests/cli: LPIPS's backbone
+    """A random VGG-16 saved as torchvision saves its files (a linear head: LPIPS never uses it)."""
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("torchvision") / "vgg16-random.pth"
+    torch.save(create_model("vgg16", head="linear", num_classes=2).state_dict(), path)
+    torch.set_rng_state(generator_state)
+    return path
+
+
+@pytest.fixture(scope="session")
 def quantized(tmp_path_factory):  # tests/quantize, tests/cli
     """A vgg11_bn trained on a flat folder (a quarter held out), quantized with 16 training images."""
     from tests.helpers import colour_folders

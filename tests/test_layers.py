@@ -1,6 +1,7 @@
-"""Data flows downhill: configs -> models -> analysis/weights/data -> evaluate -> train/quantize -> bench/
-experiments -> cli. This reads every ``import vggnet...`` in the package (module level and inside
-functions) and fails on one that points up the table, so a new shortcut cannot creep in unseen."""
+"""Data flows downhill: configs -> models -> analysis/weights/data -> evaluate -> perceptual/explain ->
+train/quantize -> bench/experiments -> cli. This reads every ``import vggnet...`` in the package
+(module level and inside functions) and fails on one that points up the table, so a new shortcut
+cannot creep in unseen."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ RANK = {
     "analysis": 5, "data": 5, "runs": 5,
     "weights": 6,  # reads checkpoints (runs), downloads and the ImageNet class table (data)
     "evaluate": 7, "export": 7,
+    "perceptual": 7.5, "explain": 7.5,  # VGG as a loss, a metric, a picture: images read as evaluate reads them
     "train": 8, "quantize": 8,  # quantize: export, calibration images and scoring
     "bench": 9,
     "experiments": 10,  # a study's arms are timed with bench's workloads

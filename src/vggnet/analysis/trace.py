@@ -80,6 +80,9 @@ class Trace:
     params_not_run: dict[str, int] = field(default_factory=dict)
     """Parameters of modules the eval-mode forward never calls (GoogLeNet's training-only
     auxiliary heads), by top-level module; counted in ``params`` but in no row."""
+    row_fields: dict[str, geometry.Field] = field(default_factory=dict, repr=False)
+    """Each row's receptive field as input pixel intervals per output row (along the height), by
+    row name: where exactly one unit looks (``vggnet show field``)."""
 
     @property
     def macs(self) -> int:
@@ -294,7 +297,7 @@ def trace(model: nn.Module | str, input_size: int | tuple[int, int] = 224,
     recorder = _Recorder(gm, excluded)
     with torch.no_grad():
         _run(recorder, torch.empty(small, in_chans, height, width, device="meta", dtype=dtype), name)
-    result.layers = _rows(gm, recorder, small, paper_names, per_image)
+    result.layers = _rows(gm, recorder, small, paper_names, per_image, result.row_fields)
     result.inference_peak_bytes = _inference_peak(gm, recorder, small)
     result.params_not_run = _params_not_run(gm, meta)
     return result
@@ -321,7 +324,7 @@ def _run(recorder: _Recorder, x: torch.Tensor, context: str) -> None:
 
 
 def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names: dict[str, str],
-          saved_per_image: dict[str, int]) -> list[LayerStats]:
+          saved_per_image: dict[str, int], fields: dict[str, geometry.Field] | None = None) -> list[LayerStats]:
     rows: list[LayerStats] = []
     seen_storages: set[int] = set()
     uses: dict[str, int] = {}
@@ -350,6 +353,8 @@ def _rows(gm: torch.fx.GraphModule, recorder: _Recorder, batch: int, paper_names
         rf = recorder.rf.get(n)
         if rf is not None:
             row.receptive_field, row.jump = rf.size, float(rf.jump)
+            if fields is not None:
+                fields[name] = rf
         if n.op == "call_module":
             module = gm.get_submodule(n.target)
             if first_call:

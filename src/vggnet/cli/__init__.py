@@ -66,7 +66,19 @@ def main() -> None:
     cli(prog_name="vggnet")
 
 
-from vggnet.cli import analysis, bench, cache, experiment, export, predict, prepare, train, weights  # noqa: E402,F401  (registers the commands)
+from vggnet.cli import (  # noqa: E402,F401  (registers the commands)
+    analysis,
+    bench,
+    cache,
+    experiment,
+    explain,
+    export,
+    perceptual,
+    predict,
+    prepare,
+    train,
+    weights,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

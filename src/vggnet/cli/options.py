@@ -126,3 +126,14 @@ def check_output_file(path: str | None) -> None:
             if not parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
             return
+
+
+def expand_images(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    """Folders to the images below them, at parse time: a folder with none is a bad argument."""
+    from vggnet.errors import DataError
+    from vggnet.evaluate.predict import image_files
+
+    try:
+        return image_files(value)
+    except DataError as err:
+        raise click.BadParameter(str(err), ctx, param) from None

@@ -9,8 +9,8 @@ from rich.table import Table
 
 from vggnet.cli import cli
 from vggnet.cli.analysis import _console
-from vggnet.cli.options import check_output_file, device_option
-from vggnet.errors import DataError, VggnetError
+from vggnet.cli.options import check_output_file, device_option, expand_images
+from vggnet.errors import VggnetError
 from vggnet.terminal import table_cell
 
 CSV_HELP = ("Also write the results as CSV, one row per image: image, rank1_label, rank1_probability, ..., "
@@ -18,18 +18,8 @@ CSV_HELP = ("Also write the results as CSV, one row per image: image, rank1_labe
             "one row per file, to join with other per-image tables; an unreadable image has its error filled.")
 
 
-def _expand(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
-    """Folders to the images below them, at parse time: a folder with none is a bad argument."""
-    from vggnet.evaluate.predict import image_files
-
-    try:
-        return image_files(value)
-    except DataError as err:
-        raise click.BadParameter(str(err), ctx, param) from None
-
-
 @cli.command("predict")
-@click.argument("images", nargs=-1, required=True, callback=_expand, type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, callback=expand_images, type=click.Path(exists=True))
 @click.option("--checkpoint", type=click.Path(exists=True), default=None, help="A run dir, epoch dir or .safetensors.")
 @click.option("--weights", default=None,
               help="A known name (see `vggnet weights list`) or a weight file: .pth, .safetensors, Keras .h5, "

@@ -19,7 +19,7 @@ from torch import nn
 
 from vggnet.errors import VggnetError
 from vggnet.models.levels import FeatureInfo
-from vggnet.models.vgg import check_input
+from vggnet.models.vgg import MIN_INPUT, check_input
 
 
 class FeatureExtractor(nn.Module):
@@ -46,9 +46,14 @@ class FeatureExtractor(nn.Module):
         order = [p for p, _ in self._steps]
         self._last = max(order.index(names[n]) for n in layers)
         self._wanted = {names[n] for n in layers}
+        # the smallest side that leaves the deepest requested map at least 1x1 (relu2_2: 2 pixels);
+        # past the trunk, the head's own minimum
+        trunk = [m for p, m in self._steps[: self._last + 1] if p.startswith("features.")]
+        pools = sum(isinstance(m, nn.MaxPool2d | nn.AvgPool2d) for m in trunk)
+        self.min_side = 2**pools if len(trunk) == self._last + 1 else MIN_INPUT
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = check_input(x, getattr(self.model, "in_chans", x.shape[1]))
+        x = check_input(x, getattr(self.model, "in_chans", x.shape[1]), self.min_side)
         out: dict[str, torch.Tensor] = {}
         for index, (path, module) in enumerate(self._steps[: self._last + 1]):
             if isinstance(module, nn.Linear) and x.dim() == 4:

@@ -1,0 +1,183 @@
+"""``vggnet explain`` and ``vggnet show`` as functions: load a model, read images as it reads
+them, compute, and write the pictures into one output folder.
+
+The layout of ``out``: one folder per image (its file stem; ``stem-2`` where two images share
+one), holding ``summary.png`` and ``rankR-classK-METHOD.png`` per class explained; and
+``explain.json`` listing each image's classes, probabilities and files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from vggnet.atomic import atomic_write_text
+from vggnet.errors import VggnetError
+from vggnet.evaluate.predict import load_image
+from vggnet.explain import render
+from vggnet.explain.gradients import class_maps, default_layer, resolve_layer
+
+PathLike = str | os.PathLike[str]
+
+
+def load_model(weights: PathLike, model_name: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """A model in eval mode, fp32, and its metadata (classes, preprocessing, image size)."""
+    from vggnet.weights.load import model_for_inference
+
+    model, meta = model_for_inference(weights, model_name)
+    if not isinstance(model, torch.nn.Module) or not any(True for _ in model.parameters()):
+        raise VggnetError(f"{weights} runs outside PyTorch (ONNX): explain needs gradients; pass the weights "
+                          "or checkpoint it was exported from")
+    return model.float().eval(), meta
+
+
+def model_input(path: PathLike, meta: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the uint8 image the net sees, (3, H, W); that image normalised as a batch of one)."""
+    from vggnet.data.transforms import eval_transform
+
+    image = load_image(path, meta)
+    x = eval_transform(meta, in_memory=True)(image.unsqueeze(0), train=False)
+    return image, x.contiguous()
+
+
+def pick_classes(logits: torch.Tensor, meta: dict, wanted: Sequence[str] = (), top: int = 3) -> list[int]:
+    """Class indices: those named in ``wanted`` (an index or a label), else the ``top`` most probable."""
+    classes = meta["classes"]
+    if not wanted:
+        return logits.topk(min(top, logits.numel())).indices.tolist()
+    out = []
+    for w in wanted:
+        if w in classes:
+            out.append(classes.index(w))
+        elif str(w).isdigit() and int(w) < len(classes):
+            out.append(int(w))
+        else:
+            raise VggnetError(f"--class {w!r} is neither a class name nor an index below {len(classes)} "
+                              f"(e.g. {classes[0]!r} or 0)")
+    return out
+
+
+def _folder(out: Path, stem: str, used: set[str]) -> Path:
+    name, n = stem or "image", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}"
+    used.add(name)
+    return out / name
+
+
+def explain_images(weights: PathLike, images: Sequence[PathLike], out: PathLike, *, layer: str | None = None,
+                   classes: Sequence[str] = (), top: int = 3, model_name: str | None = None,
+                   device: str = "cpu", progress: bool = False) -> dict:
+    """Grad-CAM, Grad-CAM++, saliency, guided backprop (each a PNG over the image) and a summary
+    figure for each image, for the named ``classes`` or the ``top`` most probable."""
+    from vggnet.progress import progress_bar
+
+    model, meta = load_model(weights, model_name)
+    layer_name, _ = resolve_layer(model, layer)  # an unknown layer stops here, before any image is read
+    model.to(device)
+    out, used, report = Path(out), set(), {"weights": str(weights), "layer": layer_name, "images": []}
+    with progress_bar("explain", len(images), enabled=progress and len(images) > 1, unit="images") as bar:
+        for path in images:
+            image, x = model_input(path, meta)
+            x = x.to(device)
+            with torch.no_grad():
+                logits = model(x)[0].float()
+            picked = pick_classes(logits, meta, classes, top)
+            maps = class_maps(model, x, picked, layer_name)
+            folder = _folder(out, Path(path).stem, used)
+            files = [str(render.summary_figure(image, maps, meta["classes"], layer_name, Path(path).name,
+                                               folder / "summary.png"))]
+            for rank, m in enumerate(maps, start=1):
+                for method in render.METHODS:
+                    files.append(str(render.method_figure(image, m, method, meta["classes"], layer_name,
+                                                          folder / f"rank{rank}-class{m.index}-{method}.png")))
+            report["images"].append({"image": str(path), "folder": str(folder), "files": files,
+                                     "classes": [{"index": m.index, "label": meta["classes"][m.index],
+                                                  "probability": m.probability} for m in maps]})
+            bar.advance()
+    atomic_write_text(out / "explain.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def show_filters(weights: PathLike, out: PathLike, layer: str | None = None, model_name: str | None = None) -> Path:
+    """The filters of the first convolution (or ``layer``, a convolution) as a grid of images."""
+    model, meta = load_model(weights, model_name)
+    convs = [(n, p) for n, p in getattr(model, "layer_names", {}).items() if n.startswith("conv")]
+    name = layer or (convs[0][0] if convs else None)
+    if name is None:
+        first = next((m for m in model.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        weight, name = first.weight, "the first convolution"
+    else:
+        _, module = resolve_layer(model, name)
+        if not isinstance(module, torch.nn.Conv2d):
+            example = convs[0][0] if convs else "conv1_1"
+            raise VggnetError(f"{name} is not a convolution; pass a conv layer (e.g. {example})")
+        weight = module.weight
+    if weight.shape[1] not in (1, 3):
+        weight = weight[:, :1]  # deeper filters see many channels: draw the first input channel's slice
+        name += " (input channel 0)"
+    title = (f"{getattr(model, 'model_name', '')} {name}: {weight.shape[0]} filters of "
+             f"{weight.shape[-2]}x{weight.shape[-1]}, from {Path(str(weights)).name}")
+    return render.filter_figure(weight, title, Path(out) / f"filters-{name.split()[0]}.png",
+                                bgr=meta.get("channels") == "BGR")
+
+
+def show_activations(weights: PathLike, image_path: PathLike, out: PathLike, layer: str,
+                     count: int = 32, model_name: str | None = None) -> Path:
+    """The ``count`` most active channels of ``layer`` for one image, beside the image."""
+    model, meta = load_model(weights, model_name)
+    name, module = resolve_layer(model, layer)
+    image, x = model_input(image_path, meta)
+    seen: list[torch.Tensor] = []
+    from vggnet.explain.gradients import out_of_place
+
+    with torch.no_grad(), out_of_place(model):
+        handle = module.register_forward_hook(lambda _m, _i, o: seen.append(o.detach()))
+        try:
+            model(x)
+        finally:
+            handle.remove()
+    act = seen[0][0].float()
+    order = act.mean(dim=(1, 2)).argsort(descending=True)[:count].tolist()
+    title = (f"{name} of {Path(str(image_path)).name}: {len(order)} of {act.shape[0]} channels, most active first "
+             f"({act.shape[1]}x{act.shape[2]} each)")
+    return render.activation_figure(image, act, order, title, Path(out) / f"activations-{name}.png")
+
+
+def unit_field(model: torch.nn.Module, layer: str, size: tuple[int, int], unit: tuple[int, int] | None
+               ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(rows, cols, unit): the input pixels (inclusive) unit (row, col) of ``layer`` sees at input
+    ``size`` (H, W), from the trace's exact intervals; ``unit`` None: the centre unit."""
+    from vggnet.analysis.trace import trace
+
+    h, w = size
+    along_h = trace(model, (h, w)).row_fields
+    along_w = trace(model, (w, h)).row_fields  # the net is symmetric in H and W: columns are rows of the transpose
+    if layer not in along_h:
+        raise VggnetError(f"{layer} has no receptive field in the trace; pass a layer of the convolutional part")
+    fh, fw = along_h[layer], along_w[layer]
+    rows, cols = len(fh.spans), len(fw.spans)
+    r, c = unit if unit is not None else (rows // 2, cols // 2)
+    if not (0 <= r < rows and 0 <= c < cols):
+        raise VggnetError(f"unit ({r}, {c}) is outside {layer}'s {rows} x {cols} map; rows 0..{rows - 1}, "
+                          f"columns 0..{cols - 1}")
+    return fh.span(r), fw.span(c), (r, c)
+
+
+def show_field(weights: PathLike, image_path: PathLike, out: PathLike, layer: str | None = None,
+               unit: tuple[int, int] | None = None, model_name: str | None = None) -> Path:
+    """The receptive field of one unit of ``layer`` (default: the last convolution) drawn on the image."""
+    model, meta = load_model(weights, model_name)
+    name = layer or default_layer(model)
+    resolve_layer(model, name)
+    image, _ = model_input(image_path, meta)
+    rows, cols, (r, c) = unit_field(model, name, tuple(image.shape[-2:]), unit)
+    size = rows[1] - rows[0] + 1
+    title = (f"{name} unit ({r}, {c}) sees rows {rows[0]}..{rows[1]}, columns {cols[0]}..{cols[1]}\n"
+             f"receptive field {size} px on a {image.shape[-1]}x{image.shape[-2]} input (dashed: into the padding)")
+    return render.field_figure(image, rows, cols, (r, c), title, Path(out) / f"field-{name}-{r}-{c}.png")
