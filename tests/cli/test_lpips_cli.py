@@ -76,7 +76,7 @@ def test_folders_matched_by_relative_name(tmp_path, backbone):
 
 
 @pytest.mark.parametrize("case", ["file-and-folder", "no-shared-names", "not-an-image", "unknown-backbone",
-                                  "bn-backbone"])
+                                  "bn-backbone", "vgg19-by-name", "csv-is-a-link"])
 def test_bad_arguments_are_one_line(tmp_path, backbone, case):
     a = photo(tmp_path / "A" / "x.png", 0)
     photo(tmp_path / "B" / "other.png", 1)
@@ -92,9 +92,34 @@ def test_bad_arguments_are_one_line(tmp_path, backbone, case):
         backbone_arg = tmp_path / "bn.pth"
         torch.save(create_model("vgg16_bn", head="linear", num_classes=2).state_dict(), backbone_arg)
         args[case] = (a, a)
-    result = run("lpips", *args[case], "--backbone", backbone_arg)
+    extra = ()
+    if case == "vgg19-by-name":  # refused by name: no 550 MB download first
+        args[case], backbone_arg = (a, a), "vgg19"
+    if case == "csv-is-a-link":  # refused before any pair is scored
+        (tmp_path / "link.csv").symlink_to(tmp_path / "target.csv")
+        args[case], extra = (a, a), ("--csv", tmp_path / "link.csv")
+    result = run("lpips", *args[case], "--backbone", backbone_arg, *extra)
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
     assert {"file-and-folder": "two images or two folders", "no-shared-names": "share no image file names",
             "not-an-image": "not a readable image", "unknown-backbone": "unknown weights",
-            "bn-backbone": "calibrated on torchvision's VGG-16"}[case] in result.stderr
+            "bn-backbone": "calibrated on torchvision's VGG-16", "vgg19-by-name": "vgg19 is vgg19",
+            "csv-is-a-link": "symbolic link"}[case] in result.stderr
+    if case == "not-an-image":
+        assert result.stderr.count("b.png") == 1
+
+
+def test_special_and_oversized_files_are_refused_before_decoding(tmp_path, monkeypatch):
+    import os
+
+    from vggnet.errors import DataError
+    from vggnet.perceptual import lpips
+
+    os.mkfifo(tmp_path / "pipe.png")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_image(tmp_path / "pipe.png")  # never waited on
+    big = photo(tmp_path / "big.png", 0, size=(40, 30))
+    monkeypatch.setattr(lpips, "MAX_PIXELS", 40 * 30 - 1)
+    monkeypatch.setattr("vggnet.perceptual.pairs.MAX_PIXELS", 40 * 30 - 1)
+    with pytest.raises(DataError, match="40 x 30 pixels, over the 1,199"):
+        read_image(big)

@@ -98,7 +98,7 @@ def test_model_is_left_as_it_was():
 
 def test_layers_by_paper_name_level_or_path_never_by_bare_index():
     vgg = create_model("vgg16", head="linear", num_classes=2, width=0.125)
-    assert default_layer(vgg) == "conv5_3"
+    assert default_layer(vgg) == "relu5_3"  # the rectified maps, as Grad-CAM's authors take them
     assert resolve_layer(vgg, "relu4_2")[1] is vgg.features[int(vgg.layer_names["relu4_2"].split(".")[1])]
     assert resolve_layer(vgg, "features.28")[1] is vgg.features[28]
     with pytest.raises(VggnetError, match="unknown layer '35'"):
@@ -123,3 +123,16 @@ def test_receptive_field_of_a_unit_from_the_trace():
     assert unit_field(vgg16, "conv1_1", (32, 32), (0, 0))[:2] == ((-1, 1), (-1, 1))
     with pytest.raises(VggnetError, match="outside conv5_3's 14 x 14 map"):
         unit_field(vgg16, "conv5_3", (224, 224), (14, 0))
+
+
+def test_pixel_gradients_and_training_mode_restored():
+    model = create_model("vgg11", head="linear", num_classes=3, width=0.125).train()
+    x = torch.rand(1, 3, 32, 32)
+    plain = class_maps(model, x, [1])[0]
+    assert model.training  # put back as it was found
+    std = [0.5, 0.25, 0.125]
+    scaled = class_maps(model, x, [1], std=std)[0]
+    assert torch.allclose(scaled.gradcam, plain.gradcam)
+    raw = torch.autograd.functional.jacobian(lambda t: model.eval()(t)[0, 1], x)[0]
+    per_pixel = (raw / torch.tensor(std).view(3, 1, 1)).abs().amax(0)
+    assert torch.allclose(scaled.saliency, per_pixel / per_pixel.max(), atol=1e-5)

@@ -162,3 +162,49 @@ def test_style_loss_against_grams_and_cached_targets(vgg):
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     assert style(x, style.grams(s)).item() == pytest.approx(value.item(), rel=1e-6)
     assert style(s, s).item() == 0
+
+
+def test_an_overshoot_is_clamped_never_reinterpreted(vgg):
+    """A super-resolution net's [0, 1.02] output must not be told to declare (0, 255): that loss is 400x off."""
+    loss = PerceptualLoss(["relu1_1"], backbone=vgg)
+    x = rand()
+    with pytest.raises(VggnetError, match=r"clamp them into \[0, 1\]") as err:
+        loss(x * 1.02, x)
+    assert "255" not in str(err.value)
+    signed = PerceptualLoss(["relu1_1"], input_range=(-1, 1), backbone=vgg)
+    with pytest.raises(VggnetError, match=r"input_range=\(0, 255\)"):
+        signed(x * 255, x * 2 - 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": ("relu1_1", "relu1_1")}, "twice"),
+    ({"layers": ("relu1_1",), "weights": [float("nan")]}, "finite and >= 0"),
+    ({"layers": ("relu1_1",), "weights": [-1.0]}, "finite and >= 0"),
+    ({"layers": ("relu1_1", "relu2_1"), "weights": "12"}, "numbers"),
+    ({"layers": ("relu1_1",), "normalization": {"mean": [0.5], "std": [0.2]}}, "three"),
+    ({"layers": ("relu1_1",), "normalization": {"mean": [0.5] * 3, "std": [0.0] * 3}}, "positive stds"),
+    ({"layers": ("relu1_1",), "normalization": {"mean": [0.5] * 3, "std": [0.2] * 3, "channels": "RGBA"}}, "'BGR'"),
+    ({"layers": ("relu1_1",), "normalization": {"mean": [0.5] * 3}}, "mean and std"),
+])
+def test_bad_arguments_are_one_line(vgg, kwargs, message):
+    with pytest.raises(VggnetError, match=message):
+        PerceptualLoss(backbone=vgg, **kwargs)
+
+
+def test_inputs_the_trunk_cannot_take_are_converted_or_refused(vgg):
+    loss = PerceptualLoss("relu2_1", backbone=vgg)  # one name, not its characters
+    assert loss.layers == ["relu2_1"]
+    x, y = rand(seed=10), rand(seed=11)
+    ref = loss(x, y)
+    assert loss(x.double(), y.double()).item() == pytest.approx(ref.item(), rel=1e-5)
+    assert loss(x.half(), y.half()).item() == pytest.approx(ref.item(), rel=1e-2)
+    for bad, message in ((x[:0], "non-empty"), (x[:, :1], r"\(N, 3, H, W\)"), (x[0], r"\(N, 3, H, W\)")):
+        with pytest.raises(VggnetError, match=message):
+            loss(bad, bad)
+    style = StyleLoss(["relu1_1", "relu2_1"], backbone=vgg)
+    with pytest.raises(VggnetError, match="lack layer"):
+        style(x, {"relu1_1": style.grams(y)["relu1_1"]})
+    with pytest.raises(VggnetError, match="do not fit"):
+        style(x, style.grams(rand(3, seed=12)))
+    with pytest.raises(VggnetError, match="feature maps"):
+        gram_matrix(torch.rand(3, 4, 4))

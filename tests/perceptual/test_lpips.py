@@ -122,11 +122,21 @@ def test_warns_about_unit_range_images_declared_as_signed(metric, caplog):
     assert "input_range=(0, 1)" in caplog.text
 
 
-def test_only_torchvision_vgg16_is_calibrated():
-    with pytest.raises(VggnetError, match="calibrated on torchvision's VGG-16"):
-        LPIPS(backbone=create_model("vgg16_bn", head="linear", num_classes=2))
-    with pytest.raises(VggnetError, match="calibrated on torchvision's VGG-16"):
-        LPIPS(backbone=create_model("vgg11", head="linear", num_classes=2))
+def test_only_torchvision_vgg16_is_calibrated(tmp_path):
+    from vggnet.runs.checkpoint import save_weights
+
+    for model in (create_model("vgg16_bn", head="linear", num_classes=2),
+                  create_model("vgg11", head="linear", num_classes=2),
+                  create_model("vgg16", head="linear", num_classes=2, width=0.125)):
+        with pytest.raises(VggnetError, match="calibrated on torchvision's VGG-16") as err:
+            LPIPS(backbone=model)
+        assert "\n" not in str(err.value) and len(str(err.value)) < 300  # not the module's repr
+    cifar = tmp_path / "cifar-vgg16.safetensors"  # full width, but trained on other input
+    meta = {"model": "vgg16", "model_kwargs": {"num_classes": 10, "head": "linear"}, "classes": list("abcdefghij"),
+            "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "image_size": 32}
+    save_weights(cifar, create_model("vgg16", head="linear", num_classes=10), meta)
+    with pytest.raises(VggnetError, match="expect other input"):
+        LPIPS(backbone=cifar)
 
 
 def test_published_pth_loads_on_the_cpu(tmp_path, monkeypatch):
@@ -154,6 +164,10 @@ def test_bad_calibration_files(tmp_path, monkeypatch):
     save_file({"lin0.model.1.weight": torch.zeros(1, 64, 1, 1)}, str(wrong))
     with pytest.raises(CheckpointError, match="not an LPIPS VGG calibration"):
         linear_weights(wrong)
+    negative = tmp_path / "negative.safetensors"
+    save_file({**linear_weights(), "lin2.model.1.weight": -torch.ones(1, 256, 1, 1)}, str(negative))
+    with pytest.raises(CheckpointError, match="negative, NaN"):
+        linear_weights(negative)
     monkeypatch.setattr(lpips, "LINEAR_SHA256", "0" * 64)
     with pytest.raises(CheckpointError, match="damaged"):
         linear_weights()

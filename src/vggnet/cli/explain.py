@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from vggnet.cli import cli
-from vggnet.cli.options import check_weights_arg, device_option, expand_images
+from vggnet.cli.options import check_output_dir, check_weights_arg, device_option, expand_images
 from vggnet.errors import VggnetError
 
-OUT_HELP = "Folder for the PNGs (created; files of the same names are replaced)."
+OUT_HELP = "Folder for the PNGs (created; vggnet's files of the same names are replaced, nothing else)."
 
 
 def _weights_options(command):
@@ -24,9 +24,11 @@ def _weights_options(command):
     return command
 
 
-def _source(checkpoint: str | None, weights: str | None) -> str:
+def _source(checkpoint: str | None, weights: str | None, out: str) -> str:
+    """The model to load, and --out checked, before anything is loaded or read."""
     if (checkpoint is None) == (weights is None):
         raise VggnetError("pass one of --checkpoint or --weights")
+    check_output_dir(out)
     if weights is not None:
         check_weights_arg(weights)
     return checkpoint or weights
@@ -36,8 +38,8 @@ def _source(checkpoint: str | None, weights: str | None) -> str:
 @click.argument("images", nargs=-1, required=True, callback=expand_images, type=click.Path(exists=True))
 @_weights_options
 @click.option("--layer", default=None,
-              help="Grad-CAM's layer by paper name (conv5_3, relu4_2, ...) or feature level (block3) "
-                   "[the last convolution].")
+              help="Grad-CAM's layer by paper name (relu5_3, conv4_2, ...), feature level (block3) or module "
+                   "path [the ReLU after the last convolution].")
 @click.option("--class", "classes", multiple=True,
               help="A class to explain, by name or index (repeatable) [the --top most probable].")
 @click.option("--top", type=click.IntRange(min=1, max=20), default=3, show_default=True,
@@ -51,11 +53,14 @@ def explain_command(images, checkpoint, weights, model, layer, classes, top, out
     from vggnet.device import resolve_device
     from vggnet.explain import explain_images
 
-    report = explain_images(_source(checkpoint, weights), images, out, layer=layer, classes=classes, top=top,
+    source = _source(checkpoint, weights, out)
+    report = explain_images(source, images, out, layer=layer, classes=classes, top=top,
                             model_name=model, device=str(resolve_device(device)), progress=True)
     for item in report["images"]:
+        if "error" in item:
+            continue
         labels = ", ".join(f"{c['label']} {c['probability']:.1%}" for c in item["classes"])
-        click.echo(f"{item['folder']}/summary.png  ({labels})")
+        click.echo(f"{item['image']} -> {item['folder']}/summary.png  ({labels})")
 
 
 @cli.group("show")
@@ -71,7 +76,7 @@ def filters_command(checkpoint, weights, model, layer, out) -> None:
     """The first layer's filters (or another convolution's) as a grid of small images."""
     from vggnet.explain import show_filters
 
-    click.echo(show_filters(_source(checkpoint, weights), out, layer, model))
+    click.echo(show_filters(_source(checkpoint, weights, out), out, layer, model))
 
 
 @show_group.command("activations")
@@ -85,7 +90,7 @@ def activations_command(image, checkpoint, weights, model, layer, count, out) ->
     """The activation maps of one layer for IMAGE, most active channels first."""
     from vggnet.explain import show_activations
 
-    click.echo(show_activations(_source(checkpoint, weights), image, out, layer, count, model))
+    click.echo(show_activations(_source(checkpoint, weights, out), image, out, layer, count, model))
 
 
 def _unit(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -101,11 +106,11 @@ def _unit(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 @show_group.command("field")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @_weights_options
-@click.option("--layer", default=None, help="A layer by paper name [the last convolution].")
+@click.option("--layer", default=None, help="A layer by paper name [the ReLU after the last convolution].")
 @click.option("--unit", callback=_unit, default=None, help="ROW,COL of the unit in the layer's map [the centre].")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help=OUT_HELP)
 def field_command(image, checkpoint, weights, model, layer, unit, out) -> None:
     """The input pixels one unit of a layer sees (its receptive field), drawn on IMAGE."""
     from vggnet.explain import show_field
 
-    click.echo(show_field(_source(checkpoint, weights), image, out, layer, unit, model))
+    click.echo(show_field(_source(checkpoint, weights, out), image, out, layer, unit, model))

@@ -119,12 +119,36 @@ def check_output_file(path: str | None) -> None:
     import errno
     from pathlib import Path
 
+    from vggnet.atomic import refuse_non_regular
+
     if path is None:
         return
     for parent in Path(path).parents:
         if parent.exists():
             if not parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+            break
+    refuse_non_regular(Path(path))  # a link, a folder, a FIFO or /dev/null: refused now, not after the work
+
+
+def check_output_dir(path: str) -> None:
+    """An output folder that is a file, a link, or below a file is refused before any work."""
+    import errno
+    import os
+    from pathlib import Path
+
+    from vggnet.errors import VggnetError
+
+    out = Path(path)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise VggnetError(f"{out} is {'a symbolic link' if out.is_symlink() else 'not a folder'}; "
+                          "--out takes a folder (new or vggnet's own)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+            if not os.access(parent, os.W_OK):
+                raise PermissionError(errno.EACCES, "Permission denied", str(parent))
             return
 
 

@@ -13,6 +13,22 @@ from vggnet.cli.options import check_output_file, check_weights_arg, device_opti
 from vggnet.terminal import printable_text, table_cell
 
 
+def check_backbone(backbone: str) -> None:
+    """A backbone that cannot be LPIPS's is one line before any image is read or file downloaded."""
+    from pathlib import Path
+
+    from vggnet.errors import CheckpointError, VggnetError
+    from vggnet.weights.hub import KNOWN_WEIGHTS
+
+    if Path(backbone).is_dir():
+        raise CheckpointError(f"{backbone} is a directory; --backbone takes a VGG-16 weight file or name")
+    check_weights_arg(backbone)
+    known = KNOWN_WEIGHTS.get(backbone) or KNOWN_WEIGHTS.get(f"{backbone}.torchvision")
+    if known is not None and not Path(backbone).exists() and known.name != "vgg16.torchvision":
+        raise VggnetError(f"LPIPS v0.1 is calibrated on torchvision's VGG-16; {backbone} is {known.model} from "
+                          f"{known.source}: pass vgg16 or a torchvision-layout VGG-16 file")
+
+
 @cli.command("lpips")
 @click.argument("a", type=click.Path(exists=True))
 @click.argument("b", type=click.Path(exists=True))
@@ -32,7 +48,7 @@ def lpips_command(a, b, backbone, as_json, csv_path, device) -> None:
     from vggnet.perceptual.pairs import pairs, rows_csv, score_pairs
 
     check_output_file(csv_path)
-    check_weights_arg(backbone)
+    check_backbone(backbone)
     found, only_a, only_b = pairs(a, b)  # folders are listed before the network is loaded
     for side, names in (("A", only_a), ("B", only_b)):
         if names:
@@ -43,6 +59,9 @@ def lpips_command(a, b, backbone, as_json, csv_path, device) -> None:
     rows = score_pairs(metric, found, device=str(dev), progress=True)
     scored = [r["lpips"] for r in rows if "lpips" in r]
     mean = sum(scored) / len(scored)
+    if len(scored) < len(rows):
+        click.echo(f"warning: {len(rows) - len(scored)} of {len(rows)} pair(s) could not be scored (their rows "
+                   f"say why); the mean is over the {len(scored)} scored", err=True)
     if csv_path is not None:
         atomic_write_text(csv_path, rows_csv(rows))
     if as_json:

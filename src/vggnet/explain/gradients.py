@@ -20,7 +20,7 @@ the maps are computed and restored afterwards.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,30 +41,37 @@ def layer_choices(model: nn.Module) -> dict[str, str]:
 
 
 def default_layer(model: nn.Module) -> str:
-    """The last convolution of a paper VGG (conv5_3 for D), else the deepest feature level: the
-    finest spatial map with the most class-specific features, Grad-CAM's usual choice."""
+    """The ReLU after a paper VGG's last convolution (relu5_3 for D, relu5_4 for E), else the deepest
+    feature level: the rectified maps of the finest class-specific layer, as Grad-CAM's authors use."""
     names = getattr(model, "layer_names", {})
     convs = [n for n in names if n.startswith("conv")]
     if convs:
-        return convs[-1]
+        relu = "relu" + convs[-1].removeprefix("conv")
+        return relu if relu in names else convs[-1]
     levels = getattr(model, "feature_info", None) or []
     if not levels:
         raise VggnetError(f"{type(model).__name__} has no named layers; pass --layer as a module path")
     return levels[-1]["name"]
 
 
-def resolve_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
-    """(name, module) for a paper name, a feature level or a module path; None: :func:`default_layer`."""
-    layer = layer or default_layer(model)
+def layer_path(model: nn.Module, layer: str | None) -> tuple[str, str]:
+    """(name, module path) for a paper name, a feature level or a module path of the convolutional
+    part; None: :func:`default_layer`. A bare index, an empty name or a layer of the head is refused."""
+    layer = default_layer(model) if layer is None else layer
     choices = layer_choices(model)
     path = choices.get(layer, layer)
-    modules = dict(model.named_modules())
-    if path not in modules or path == "":
+    if not layer.strip() or path not in dict(model.named_modules()) or path == "":
         raise VggnetError(f"unknown layer {layer!r}; valid: {', '.join(choices) or 'module paths'}")
     if not any(path.startswith(t + ".") or path == t for t in getattr(model, "trunk", ("features",))):
-        raise VggnetError(f"{layer} is not a spatial layer; Grad-CAM needs one of the convolutional part "
+        raise VggnetError(f"{layer} is not a spatial layer; pass one of the convolutional part "
                           f"({default_layer(model)}, ...)")
-    return layer, modules[path]
+    return layer, path
+
+
+def resolve_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
+    """(name, module) for :func:`layer_path`'s layer."""
+    name, path = layer_path(model, layer)
+    return name, model.get_submodule(path)
 
 
 @contextlib.contextmanager
@@ -126,24 +133,31 @@ def _cams(acts: torch.Tensor, grads: torch.Tensor, size: tuple[int, int]) -> tup
     return _unit(up[0]), _unit(up[1])
 
 
-def class_maps(model: nn.Module, x: torch.Tensor, classes: list[int], layer: str | None = None) -> list[ClassMaps]:
+def class_maps(model: nn.Module, x: torch.Tensor, classes: list[int], layer: str | None = None,
+               std: Sequence[float] | None = None) -> list[ClassMaps]:
     """Grad-CAM, Grad-CAM++, saliency and guided backprop of ``classes`` for one image ``x``
-    (1, C, H, W), normalised as the model expects, at ``layer`` (default: :func:`default_layer`)."""
+    (1, C, H, W), normalised as the model expects, at ``layer`` (default: :func:`default_layer`).
+    ``std``: the normalisation's per-channel std, so that the gradients are per pixel value, not per
+    normalised unit. The model is run in eval mode and left as it was found."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise VggnetError(f"class_maps explains one image at a time, shape (1, C, H, W); got {tuple(x.shape)}")
     _, module = resolve_layer(model, layer)
+    training = model.training
     model.eval()
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     try:
-        return _maps(model, module, x.float().detach(), classes)
+        maps = _maps(model, module, x.float().detach(), classes, std)
     finally:
         for p in frozen:
             p.requires_grad_(True)
+        model.train(training)
+    return maps
 
 
-def _maps(model: nn.Module, module: nn.Module, x: torch.Tensor, classes: list[int]) -> list[ClassMaps]:
+def _maps(model: nn.Module, module: nn.Module, x: torch.Tensor, classes: list[int],
+          std: Sequence[float] | None) -> list[ClassMaps]:
     size = (x.shape[-2], x.shape[-1])
     seen: list[torch.Tensor] = []
     with out_of_place(model):
@@ -165,9 +179,11 @@ def _maps(model: nn.Module, module: nn.Module, x: torch.Tensor, classes: list[in
             logits_g = model(x_g)
             guided_grads = [torch.autograd.grad(logits_g[0, k], x_g, retain_graph=True)[0][0] for k in classes]
     acts = seen[0].detach()[0]
+    per_pixel = 1 / torch.tensor(std, dtype=x.dtype).view(-1, 1, 1) if std is not None else 1.0  # d/dx = d/dx_n / std
     out = []
     for k, (g_act, g_in), g_guided in zip(classes, plain, guided_grads, strict=True):
         cam, cam_pp = _cams(acts, g_act, size)
+        g_in, g_guided = g_in * per_pixel, g_guided * per_pixel
         gb = _signed_unit(g_guided)
         out.append(ClassMaps(k, float(probs[k]), cam, cam_pp, _unit(g_in.abs().amax(0)), gb,
                              _signed_unit(gb * cam)))

@@ -31,9 +31,6 @@ log = logging.getLogger("vggnet")
 Backbone = str | os.PathLike[str] | nn.Module
 """A known weight name (``vgg16``, ``vgg19.keras``), a weight file, or a vggnet VGG module."""
 
-RANGES: tuple[tuple[float, float], ...] = ((0.0, 1.0), (-1.0, 1.0), (0.0, 255.0))
-"""The input ranges images come in: [0, 1] (torchvision), [-1, 1] (GANs, diffusion), [0, 255]."""
-
 POOLINGS = ("max", "avg")
 
 
@@ -49,9 +46,10 @@ def check_range(value: Sequence[float]) -> tuple[float, float]:
 
 
 class RangeCheck:
-    """Stops a batch outside the range the images were declared in, and warns (once) about a batch
-    whose values all sit where another common range would put them: [0, 1] images declared as
-    [-1, 1] pass the bounds but give a silently wrong loss."""
+    """Stops a batch that is not images in the declared range (not float, not 3 channels, empty,
+    NaN, or outside the range), and warns (once) about a batch whose values all sit where another
+    common range would put them: [0, 1] images declared as [-1, 1] pass the bounds but give a
+    silently wrong loss."""
 
     def __init__(self, low: float, high: float, owner: str) -> None:
         self.low, self.high, self.owner = low, high, owner
@@ -62,12 +60,15 @@ class RangeCheck:
         if not x.is_floating_point():
             raise VggnetError(f"{self.owner}: {name} is {str(x.dtype).removeprefix('torch.')}; pass float images "
                               f"in [{self.low:g}, {self.high:g}] (e.g. uint8 / 255 with input_range=(0, 1))")
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[0] == 0:
+            raise VggnetError(f"{self.owner}: {name} has shape {tuple(x.shape)}; pass a non-empty batch of RGB "
+                              "images, (N, 3, H, W)")
         lo, hi = (float(v) for v in torch.aminmax(x.detach().float()))
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise VggnetError(f"{self.owner}: {name} holds NaN or infinite values")
         if lo < self.low - self.slack or hi > self.high + self.slack:
             raise VggnetError(f"{self.owner}: {name} has values in [{lo:.4g}, {hi:.4g}], outside input_range "
-                              f"[{self.low:g}, {self.high:g}]; {_hint(lo, hi)}")
+                              f"[{self.low:g}, {self.high:g}]; {_hint(lo, hi, self.low, self.high)}")
         if not self.warned and x.numel() > 1:
             suspect = _suspect(lo, hi, self.low, self.high)
             if suspect:
@@ -75,11 +76,17 @@ class RangeCheck:
                 log.warning("%s: %s; if so, pass input_range=%s", self.owner, suspect[0], suspect[1])
 
 
-def _hint(lo: float, hi: float) -> str:
-    """Which declared range the values fit, so the message says what to pass."""
-    for low, high in RANGES:
-        if lo >= low - 1e-3 * (high - low) and hi <= high * 1.001:
-            return f"pass input_range=({low:g}, {high:g}) if that is your images' range"
+def _hint(lo: float, hi: float, low: float, high: float) -> str:
+    """What to do: another declared range only where the values clearly come from it (a [0, 255]
+    image has values far above 1, a [-1, 1] image clearly negative ones); an overshoot of up to a
+    tenth of the range (an upsampler's, an unclamped network's) is clamped, never reinterpreted."""
+    span = high - low
+    if lo >= low - 0.1 * span and hi <= high + 0.1 * span:
+        return f"clamp them into [{low:g}, {high:g}] first (an overshoot, e.g. from resampling)"
+    if lo >= -1e-3 and 2 < hi <= 255.5 and (low, high) != (0.0, 255.0):
+        return "pass input_range=(0, 255) if that is your images' range"
+    if -1.001 <= lo < -0.1 and hi <= 1.001 and (low, high) != (-1.0, 1.0):
+        return "pass input_range=(-1, 1) if that is your images' range"
     return "rescale the images into input_range"
 
 
@@ -115,15 +122,26 @@ class Normalize(nn.Module):
 
 def preprocessing_of(source: str, meta: dict | None = None) -> dict:
     """The channel order, mean and std of weights from ``source`` ('torchvision', 'keras') or of a
-    vggnet checkpoint (its metadata)."""
+    vggnet checkpoint (its metadata), checked: three finite means, three positive stds, RGB or BGR."""
     from vggnet.weights.hub import PREPROCESSING
 
-    if meta and "mean" in meta:
-        return {"channels": meta.get("channels", "RGB"), "mean": list(meta["mean"]), "std": list(meta["std"])}
-    if source not in PREPROCESSING:
-        raise VggnetError(f"unknown normalization {source!r}; valid: {', '.join(PREPROCESSING)}, or pass "
-                          "a dict with mean, std and channels")
-    return dict(PREPROCESSING[source])
+    if meta and ("mean" in meta or "std" in meta):
+        prep = {"channels": str(meta.get("channels", "RGB")).upper(), "mean": meta.get("mean"),
+                "std": meta.get("std")}
+    elif source in PREPROCESSING:
+        prep = dict(PREPROCESSING[source])
+    else:
+        raise VggnetError(f"unknown normalization {source!r}; valid: {', '.join(PREPROCESSING)}, or a dict "
+                          "with mean, std and channels")
+    try:
+        mean, std = [float(v) for v in prep["mean"]], [float(v) for v in prep["std"]]
+    except (TypeError, ValueError):
+        raise VggnetError(f"normalization needs mean and std, three numbers each; got {prep}") from None
+    if (len(mean), len(std)) != (3, 3) or not all(math.isfinite(v) for v in mean) or \
+            not all(math.isfinite(v) and v > 0 for v in std) or prep["channels"] not in ("RGB", "BGR"):
+        raise VggnetError("normalization needs three finite means, three positive stds and channels 'RGB' "
+                          f"or 'BGR'; got {prep}")
+    return {"channels": prep["channels"], "mean": mean, "std": std}
 
 
 def load_backbone(backbone: Backbone, normalization: str | dict | None = None) -> tuple[nn.Module, dict]:
@@ -144,7 +162,7 @@ def load_backbone(backbone: Backbone, normalization: str | dict | None = None) -
             raise VggnetError(f"{backbone} holds {getattr(model, 'model_name', 'a network')}, not a VGG of the paper")
         source, meta = src.source, src.meta
     if isinstance(normalization, dict):
-        prep = preprocessing_of("", normalization)
+        prep = preprocessing_of("", {"mean": None, "std": None, **normalization})
     else:
         prep = preprocessing_of(normalization or source, None if normalization else meta)
     return model, prep
@@ -155,6 +173,8 @@ def frozen_extractor(model: nn.Module, layers: Sequence[str], pooling: str = "ma
     them, frozen, in eval mode; ``pooling='avg'`` replaces the max-pools by 2x2 average pools."""
     if pooling not in POOLINGS:
         raise VggnetError(f"pooling is 'max' or 'avg', got {pooling!r}")
+    if len(set(layers)) != len(layers):
+        raise VggnetError(f"layers {list(layers)} name a layer twice; give each once (weights= weighs them)")
     names: dict[str, str] = model.layer_names
     unknown = [n for n in layers if n not in names]
     if unknown or not layers:

@@ -13,6 +13,7 @@ the trunk in. The target side never gets gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -38,22 +39,39 @@ STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 """Gatys et al.'s style layers."""
 
 
+def _layers(layers: str | Sequence[str]) -> list[str]:
+    """One name or several; a bare string is one layer (never its characters)."""
+    return [layers] if isinstance(layers, str) else list(layers)
+
+
 def _layer_weights(layers: Sequence[str], weights: Sequence[float] | Mapping[str, float] | None) -> list[float]:
+    """One finite, non-negative weight per layer."""
     if weights is None:
         return [1.0] * len(layers)
     if isinstance(weights, Mapping):
         extra = [k for k in weights if k not in layers]
         if extra:
             raise VggnetError(f"weights name layer(s) {extra} that are not in layers {list(layers)}")
-        return [float(weights.get(n, 1.0)) for n in layers]
-    weights = [float(w) for w in weights]
-    if len(weights) != len(layers):
-        raise VggnetError(f"{len(weights)} weights for {len(layers)} layers; give one per layer")
-    return weights
+        values = [weights.get(n, 1.0) for n in layers]
+    elif isinstance(weights, str | bytes):
+        raise VggnetError(f"weights are numbers, one per layer (or a dict by layer name); got {weights!r}")
+    else:
+        values = list(weights)
+        if len(values) != len(layers):
+            raise VggnetError(f"{len(values)} weights for {len(layers)} layers; give one per layer")
+    try:
+        values = [float(w) for w in values]
+    except (TypeError, ValueError):
+        raise VggnetError(f"weights are numbers; got {weights!r}") from None
+    if not all(math.isfinite(w) and w >= 0 for w in values):
+        raise VggnetError(f"layer weights must be finite and >= 0; got {values}")
+    return values
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, C): ``F F^T / (C H W)`` per image, in float32."""
+    if features.dim() != 4:
+        raise VggnetError(f"gram_matrix takes feature maps (N, C, H, W); got shape {tuple(features.shape)}")
     n, c, h, w = features.shape
     f = features.float().reshape(n, c, h * w)
     return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
@@ -62,14 +80,14 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 class _FeatureLoss(nn.Module):
     """What both losses share: the backbone, the range check, the normalisation, the layers."""
 
-    def __init__(self, layers: Sequence[str], weights: Sequence[float] | Mapping[str, float] | None,
+    def __init__(self, layers: str | Sequence[str], weights: Sequence[float] | Mapping[str, float] | None,
                  criterion: str, input_range: Sequence[float], backbone: Backbone,
                  normalization: str | dict | None, pooling: str) -> None:
         super().__init__()
         if criterion not in CRITERIA:
             raise VggnetError(f"criterion is 'l1' or 'l2', got {criterion!r}")
         low, high = check_range(input_range)
-        self.layers = list(layers)
+        self.layers = _layers(layers)
         self.layer_weights = _layer_weights(self.layers, weights)
         self.criterion = criterion
         self.input_range = (low, high)
@@ -85,10 +103,14 @@ class _FeatureLoss(nn.Module):
         self.extractor.eval()
         return self
 
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        """Checked, in the trunk's dtype (float64 or half images from a float32 trunk), normalised."""
+        return self.normalize(x.to(self.normalize.scale.dtype))
+
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The named layers' outputs for images in ``input_range`` (checked), normalised first."""
         self._check(x)
-        return self.extractor(self.normalize(x))
+        return self.extractor(self._input(x))
 
     def _pair(self, x: torch.Tensor, target: torch.Tensor) -> tuple[dict, dict]:
         """Features of both in one pass when the shapes allow (the target detached)."""
@@ -96,12 +118,12 @@ class _FeatureLoss(nn.Module):
         self._check(target, "target")
         target = target.detach()
         if x.shape[1:] == target.shape[1:] and x.shape[0] == target.shape[0]:
-            both = self.extractor(self.normalize(torch.cat([x, target])))
+            both = self.extractor(self._input(torch.cat([x, target])))
             n = x.shape[0]
             return {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
         with torch.no_grad():
-            y = self.extractor(self.normalize(target))
-        return self.extractor(self.normalize(x)), y
+            y = self.extractor(self._input(target))
+        return self.extractor(self._input(x)), y
 
 
 class PerceptualLoss(_FeatureLoss):
@@ -120,7 +142,7 @@ class PerceptualLoss(_FeatureLoss):
         pooling: 'max' (the network's) or 'avg'.
     """
 
-    def __init__(self, layers: Sequence[str] = PERCEPTUAL_LAYERS,
+    def __init__(self, layers: str | Sequence[str] = PERCEPTUAL_LAYERS,
                  weights: Sequence[float] | Mapping[str, float] | None = None, criterion: str = "l1",
                  input_range: Sequence[float] = (0.0, 1.0), backbone: Backbone = "vgg16",
                  normalization: str | dict | None = None, pooling: str = "max") -> None:
@@ -141,7 +163,7 @@ class StyleLoss(_FeatureLoss):
     (one style image) is compared with every input. Arguments as :class:`PerceptualLoss`'s, with
     Gatys et al.'s layers and the squared error by default."""
 
-    def __init__(self, layers: Sequence[str] = STYLE_LAYERS,
+    def __init__(self, layers: str | Sequence[str] = STYLE_LAYERS,
                  weights: Sequence[float] | Mapping[str, float] | None = None, criterion: str = "l2",
                  input_range: Sequence[float] = (0.0, 1.0), backbone: Backbone = "vgg16",
                  normalization: str | dict | None = None, pooling: str = "max") -> None:
@@ -154,8 +176,15 @@ class StyleLoss(_FeatureLoss):
     def forward(self, input: torch.Tensor, target: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``target``: style images, or their :meth:`grams` computed once."""
         if isinstance(target, Mapping):
+            missing = [n for n in self.layers if n not in target]
+            if missing:
+                raise VggnetError(f"the style targets lack layer(s) {missing}; compute them with grams()")
             gy = {n: target[n].detach() for n in self.layers}
             gx = self.grams(input)
+            if any(gy[n].shape[0] not in (1, gx[n].shape[0]) or gy[n].shape[1:] != gx[n].shape[1:]
+                   for n in self.layers):
+                raise VggnetError("the style targets' Gram matrices do not fit this batch (one style, or one "
+                                  "per input, from the same layers)")
         else:
             if input.shape[1] != target.shape[1] or target.shape[0] not in (1, input.shape[0]):
                 raise VggnetError(f"StyleLoss needs one style image or one per input: input {tuple(input.shape)}, "

@@ -36,8 +36,9 @@ LINEAR_SHA256 = "eee89febd10809d038e20bbc10b7c010c590bbfabef5b43e2d7628c41445ea3
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
-MAX_PIXELS = 4096 * 4096
-"""The largest image LPIPS takes: relu1_2 of a 4096 x 4096 image is 4.3 GB in float32, per image."""
+MAX_PIXELS = 2048 * 2048
+"""The largest image LPIPS takes: relu1_2 of a 2048 x 2048 image is 1.1 GB in float32, and both
+images' maps are held at once (a few GB at the peak); larger images are compared in crops or tiles."""
 
 
 def linear_weights(path: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
@@ -62,12 +63,28 @@ def linear_weights(path: str | os.PathLike[str] | None = None) -> dict[str, torc
     for key, channels in zip(LINEAR_KEYS, CHANNELS, strict=True):
         if tuple(state[key].shape) != (1, channels, 1, 1):
             raise CheckpointError(f"{file}: {key} has shape {tuple(state[key].shape)}, expected (1, {channels}, 1, 1)")
+        if not state[key].is_floating_point() or not bool((state[key].float() >= 0).all()):
+            raise CheckpointError(f"{file}: {key} holds negative, NaN or non-float weights; LPIPS's are >= 0")
     return {k: state[k].float().cpu() for k in LINEAR_KEYS}
 
 
-def _is_vgg16(model: nn.Module) -> bool:
-    return getattr(model, "model_name", None) == "vgg16" or (
-        getattr(model, "config", None) == "D" and not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()))
+def _calibrated_for(model: nn.Module, prep: dict) -> str | None:
+    """Why the published calibration does not fit this backbone, or None: it was fitted to
+    torchvision's VGG-16, full width, RGB, fed ImageNet's normalisation by the scaling layer."""
+    from vggnet.weights.hub import PREPROCESSING
+
+    name = getattr(model, "model_name", type(model).__name__)
+    if getattr(model, "config", None) != "D" or any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return f"it is {name}"
+    width, chans = getattr(model, "width", 1.0), getattr(model, "in_chans", 3)
+    if width != 1.0 or chans != 3:
+        return f"it is {name} at width {width:g} with {chans} input channels"
+    torchvision = PREPROCESSING["torchvision"]
+    if prep["channels"] != "RGB" or any(abs(a - b) > 1e-3 for a, b in zip(
+            [*prep["mean"], *prep["std"]], [*torchvision["mean"], *torchvision["std"]], strict=True)):
+        return (f"its weights expect other input ({prep['channels']}, mean {prep['mean']}, std {prep['std']}), "
+                "not ImageNet's normalisation, which LPIPS's scaling layer gives")
+    return None
 
 
 class LPIPS(nn.Module):
@@ -89,10 +106,11 @@ class LPIPS(nn.Module):
         self.input_range, self.spatial = (low, high), spatial
         self._check = RangeCheck(low, high, "LPIPS")
         model, prep = load_backbone(backbone, "torchvision" if isinstance(backbone, nn.Module) else None)
-        if not _is_vgg16(model) or prep["channels"] != "RGB":
-            raise VggnetError(f"LPIPS v0.1 is calibrated on torchvision's VGG-16 (RGB, no BatchNorm); {backbone} "
-                              f"is {getattr(model, 'model_name', type(model).__name__)} with "
-                              f"{prep['channels']} input: pass vgg16 or a torchvision-layout VGG-16 file")
+        why = _calibrated_for(model, prep)
+        if why:
+            shown = "the module" if isinstance(backbone, nn.Module) else str(backbone)
+            raise VggnetError(f"LPIPS v0.1 is calibrated on torchvision's VGG-16 (RGB, no BatchNorm); {shown}: "
+                              f"{why}; pass vgg16 or a torchvision-layout VGG-16 file")
         self.extractor = frozen_extractor(model, LAYERS)
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in CHANNELS)
         state = linear_weights(linear)
@@ -110,12 +128,11 @@ class LPIPS(nn.Module):
 
     def _scaled(self, x: torch.Tensor, name: str) -> torch.Tensor:
         self._check(x, name)
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise VggnetError(f"LPIPS takes RGB batches (N, 3, H, W); {name} has shape {tuple(x.shape)}")
         if x.shape[-2] * x.shape[-1] > MAX_PIXELS:
             raise VggnetError(f"LPIPS: {name} is {x.shape[-1]} x {x.shape[-2]} pixels, over the {MAX_PIXELS:,} it "
                               "takes; compare crops or tiles")
         low, high = self.input_range
+        x = x.to(self.shift.dtype)  # float64 or half images, a float32 network
         x = (x - low) * (2 / (high - low)) - 1  # to [-1, 1]: the identity for the published range
         return (x - self.shift) / self.scale
 

@@ -71,7 +71,8 @@ def score_pairs(metric: LPIPS, found: list[tuple[str, str, str]], device: str = 
             try:
                 x, y = read_image(pa), read_image(pb)
                 if x.shape != y.shape:
-                    raise DataError(f"sizes differ: {x.shape[-1]} x {x.shape[-2]} and {y.shape[-1]} x {y.shape[-2]}")
+                    raise DataError(f"{name}: sizes differ: {x.shape[-1]} x {x.shape[-2]} in {pa}, "
+                                    f"{y.shape[-1]} x {y.shape[-2]} in {pb}")
                 with torch.inference_mode():
                     row["lpips"] = float(metric(x.to(device), y.to(device)).item())
             except VggnetError as err:
@@ -79,8 +80,8 @@ def score_pairs(metric: LPIPS, found: list[tuple[str, str, str]], device: str = 
             rows.append(row)
             bar.advance()
     if all("error" in r for r in rows):
-        first = rows[0]
-        raise DataError(f"{first['name']}: {first['error']}" if len(rows) == 1 else
+        first = rows[0]  # its error names the file at fault
+        raise DataError(first["error"] if len(rows) == 1 else
                         f"none of the {len(rows)} pairs could be scored; the first, {first['name']}: {first['error']}")
     return rows
 
