@@ -67,11 +67,13 @@ def test_every_command_in_the_table_parses_as_written(tmp_path, monkeypatch) -> 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "d").mkdir(parents=True)
     (tmp_path / "cat.jpg").write_bytes(b"")
+    for folder in ("outputs", "references"):  # the lpips example's two folders
+        (tmp_path / folder).mkdir()
 
     examples = _table_examples()
     assert [shlex.split(e)[1] for e in examples] == ["models", "summary", "compare", "filters", "train", "evaluate",
                                                      "predict", "export", "quantize", "weights", "prepare", "cache",
-                                                     "bench", "experiment"]
+                                                     "bench", "experiment", "lpips", "explain", "show"]
     for example in examples:
         args = shlex.split(example.replace("[", "").replace("]", ""))[1:]
         command, rest = _leaf(args)
