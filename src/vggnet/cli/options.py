@@ -4,6 +4,7 @@ read, anything is written, or a benchmark process is started."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -97,8 +98,6 @@ def check_data_arg(data: str, extra: tuple[str, ...] = ()) -> None:
 def check_weights_arg(weights: str) -> None:
     """--weights names a known download or an existing weight file (a regular file): checked before
     the data is read, without reading the weights (they are read once, when the model is built)."""
-    from pathlib import Path
-
     from vggnet.errors import CheckpointError
     from vggnet.weights.hub import weight_file
     from vggnet.weights.load import check_weight_file
@@ -116,26 +115,31 @@ def check_weights_arg(weights: str) -> None:
 
 def check_output_file(path: str | None) -> None:
     """An output file whose folder cannot exist (a file is in the way) is refused before any work."""
-    import errno
-    from pathlib import Path
-
     from vggnet.atomic import refuse_non_regular
 
     if path is None:
         return
-    for parent in Path(path).parents:
+    _nearest_parent(Path(path))
+    refuse_non_regular(Path(path))  # a link, a folder, a FIFO or /dev/null: refused now, not after the work
+
+
+def _nearest_parent(path: Path) -> Path:
+    """The nearest existing folder above ``path``, where it will be created; a file in the way
+    (``file/out.csv``) is refused."""
+    import errno
+
+    for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
-            break
-    refuse_non_regular(Path(path))  # a link, a folder, a FIFO or /dev/null: refused now, not after the work
+            return parent
+    return Path(".")
 
 
 def check_output_dir(path: str) -> None:
     """An output folder that is a file, a link, or below a file is refused before any work."""
     import errno
     import os
-    from pathlib import Path
 
     from vggnet.errors import VggnetError
 
@@ -143,13 +147,9 @@ def check_output_dir(path: str) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise VggnetError(f"{out} is {'a symbolic link' if out.is_symlink() else 'not a folder'}; "
                           "--out takes a folder (new or vggnet's own)")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
-            if not os.access(parent, os.W_OK):
-                raise PermissionError(errno.EACCES, "Permission denied", str(parent))
-            return
+    parent = _nearest_parent(out)
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(parent))
 
 
 def expand_images(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:

@@ -18,13 +18,13 @@ def check_backbone(backbone: str) -> None:
     from pathlib import Path
 
     from vggnet.errors import CheckpointError, VggnetError
-    from vggnet.weights.hub import KNOWN_WEIGHTS
+    from vggnet.weights.hub import weight_file
 
     if Path(backbone).is_dir():
         raise CheckpointError(f"{backbone} is a directory; --backbone takes a VGG-16 weight file or name")
-    check_weights_arg(backbone)
-    known = KNOWN_WEIGHTS.get(backbone) or KNOWN_WEIGHTS.get(f"{backbone}.torchvision")
-    if known is not None and not Path(backbone).exists() and known.name != "vgg16.torchvision":
+    check_weights_arg(backbone)  # past it, a path that does not exist is a known name
+    known = None if Path(backbone).exists() else weight_file(backbone)
+    if known is not None and known.name != "vgg16.torchvision":
         raise VggnetError(f"LPIPS v0.1 is calibrated on torchvision's VGG-16; {backbone} is {known.model} from "
                           f"{known.source}: pass vgg16 or a torchvision-layout VGG-16 file")
 

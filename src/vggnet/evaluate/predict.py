@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, looks_like_image
+from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, image_size, looks_like_image
 from vggnet.data.layout import candidate_images, skip_folder  # the dataset rule for "is an image"
 from vggnet.data.sources import DirectorySource, head
 from vggnet.data.transforms import RescaleCrop, eval_transform
@@ -39,15 +40,26 @@ def _refusal(path: PathLike, data: bool = False) -> tuple[str | None, bytes | No
         return f"cannot be read ({err.strerror})", None
 
 
-def load_image(path: PathLike, meta: dict) -> torch.Tensor:
-    """One image file as the uint8 CHW tensor the checkpoint's test pipeline expects."""
+def decode_image_file(path: PathLike, max_pixels: int | None = None) -> Image.Image:
+    """One image file decoded to RGB, or a one-line :class:`DataError` naming it; ``max_pixels``:
+    an image larger than this (read from its header) is refused before it is decoded."""
     why, data = _refusal(path, data=True)
     if why is not None:
         raise DataError(f"{path}: {why}")
     try:
-        img = decode_rgb(data)  # type: ignore[arg-type]
+        if max_pixels is not None:
+            w, h = image_size(io.BytesIO(data))  # type: ignore[arg-type]
+            if w * h > max_pixels:
+                raise DataError(f"{path}: {w} x {h} pixels, over the {max_pixels:,} this takes; compare crops "
+                                "or tiles")
+        return decode_rgb(data)  # type: ignore[arg-type]
     except BadImage as err:
         raise DataError(f"{path}: not a readable image ({err})") from None
+
+
+def load_image(path: PathLike, meta: dict) -> torch.Tensor:
+    """One image file as the uint8 CHW tensor the checkpoint's test pipeline expects."""
+    img = decode_image_file(path)
     size = meta["image_size"]
     small = meta.get("in_memory", size <= 64)  # small images were used whole: fit, do not crop to Q
     return RescaleCrop(size if small else meta.get("test_scale", 256), size, random=False)(img)

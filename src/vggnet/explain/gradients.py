@@ -88,6 +88,17 @@ def out_of_place(model: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def recording(module: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """A list that receives ``module``'s output at each forward call for the duration."""
+    seen: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
 def guided(model: nn.Module) -> Iterator[None]:
     """Guided backpropagation: each activation passes back only positive gradients."""
     hooks = [m.register_full_backward_hook(lambda _m, grad_in, _out: (grad_in[0].clamp(min=0),))
@@ -159,14 +170,10 @@ def class_maps(model: nn.Module, x: torch.Tensor, classes: list[int], layer: str
 def _maps(model: nn.Module, module: nn.Module, x: torch.Tensor, classes: list[int],
           std: Sequence[float] | None) -> list[ClassMaps]:
     size = (x.shape[-2], x.shape[-1])
-    seen: list[torch.Tensor] = []
     with out_of_place(model):
-        handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out))
-        try:
+        with recording(module) as seen:
             x_in = x.clone().requires_grad_(True)
             logits = model(x_in)
-        finally:
-            handle.remove()
         if logits.dim() != 2 or not all(0 <= k < logits.shape[1] for k in classes):
             raise VggnetError(f"class index out of range: the model has {logits.shape[-1]} classes")
         probs = logits.detach().softmax(1)[0]

@@ -20,7 +20,7 @@ from vggnet.atomic import atomic_write_text
 from vggnet.errors import VggnetError
 from vggnet.evaluate.predict import load_image
 from vggnet.explain import render
-from vggnet.explain.gradients import class_maps, layer_path, out_of_place, resolve_layer
+from vggnet.explain.gradients import class_maps, layer_path, out_of_place, recording, resolve_layer
 
 PathLike = str | os.PathLike[str]
 log = logging.getLogger("vggnet")
@@ -185,13 +185,8 @@ def show_activations(weights: PathLike, image_path: PathLike, out: PathLike, lay
     model, meta = load_model(weights, model_name)
     name, module = resolve_layer(model, layer)
     image, x = model_input(image_path, meta)
-    seen: list[torch.Tensor] = []
-    with torch.no_grad(), out_of_place(model):
-        handle = module.register_forward_hook(lambda _m, _i, o: seen.append(o.detach()))
-        try:
-            model(x)
-        finally:
-            handle.remove()
+    with torch.no_grad(), out_of_place(model), recording(module) as seen:
+        model(x)
     act = seen[0][0].float()
     order = act.mean(dim=(1, 2)).argsort(descending=True)[:count].tolist()
     title = (f"{name} of {Path(str(image_path)).name}: {len(order)} of {act.shape[0]} channels, most active first "
@@ -209,7 +204,8 @@ def unit_field(model: torch.nn.Module, layer: str, size: tuple[int, int], unit: 
     _, path = layer_path(model, layer)
     key = {p: n for n, p in getattr(model, "layer_names", {}).items()}.get(path, path)  # the trace's row name
     along_h = trace(model, (h, w)).row_fields
-    along_w = trace(model, (w, h)).row_fields  # the net is symmetric in H and W: columns are rows of the transpose
+    # the net is symmetric in H and W: columns are the rows of the transposed input (the same, if square)
+    along_w = along_h if h == w else trace(model, (w, h)).row_fields
     if key not in along_h:
         raise VggnetError(f"{layer} has no receptive field in the trace; pass a layer of the convolutional part")
     fh, fw = along_h[key], along_w[key]

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import torch
 
-from vggnet.data.decode import BadImage, decode_rgb, image_size
 from vggnet.data.transforms import to_uint8_chw
 from vggnet.errors import DataError, VggnetError
-from vggnet.evaluate.predict import folder_images
-from vggnet.files import FileRefused, read_regular
+from vggnet.evaluate.predict import decode_image_file, folder_images
 from vggnet.perceptual.lpips import LPIPS, MAX_PIXELS
 from vggnet.progress import progress_bar
 
@@ -28,17 +26,7 @@ PathLike = str | os.PathLike[str]
 
 def read_image(path: PathLike) -> torch.Tensor:
     """A (1, 3, H, W) float tensor in [-1, 1], LPIPS's range."""
-    try:
-        data = read_regular(path)
-    except FileRefused as err:
-        raise DataError(f"{path}: {err}; pass an image file") from None
-    try:
-        w, h = image_size(io.BytesIO(data))
-        if w * h > MAX_PIXELS:
-            raise DataError(f"{path}: {w} x {h} pixels, over the {MAX_PIXELS:,} LPIPS takes; compare crops or tiles")
-        img = decode_rgb(data)
-    except BadImage as err:
-        raise DataError(f"{path}: not a readable image ({err})") from None
+    img = decode_image_file(path, MAX_PIXELS)
     return to_uint8_chw(img).unsqueeze(0).float() / 127.5 - 1
 
 
