@@ -137,6 +137,13 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_name(device: torch.device) -> str:
+    """The CPU model and core count, or the GPU name: how results name the machine they ran on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {os.cpu_count()} cores"
+
+
 def _cpu_flags() -> str:
     for line in _cpuinfo().splitlines():
         if line.startswith("flags"):

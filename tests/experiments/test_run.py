@@ -33,6 +33,21 @@ def test_a_study_trains_each_arm_and_reports(colours, tmp_path):
     assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_study_resumed_on_another_machine_names_both(colours, tmp_path, monkeypatch):
+    out = tmp_path / "lrn"
+    run_study("lrn", colours, out, overrides=TINY, progress=False)
+    result = json.loads((out / "results.json").read_text())
+    assert ";" not in result["machine"] and result["precision"] == "fp32"
+    assert "Machine: " + result["machine"] + "; fp32; " in (out / "report.md").read_text()
+    run_json = out / "a-lrn" / "run.json"  # as if A-LRN had trained in another session, elsewhere
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "machines": ["AMD EPYC 9R14, 2 cores"]}))
+    again = run_study("lrn", colours, out, overrides=TINY, progress=False)
+    assert again["machine"].split("; ")[1].startswith("AMD EPYC 9R14, 2 cores")
+    assert [s["machines"] for a in again["arms"] for s in a["seeds"]][1] == ["AMD EPYC 9R14, 2 cores"]
+    assert "Machines: " in (out / "report.md").read_text() and "resumed on another machine" in (
+        out / "report.md").read_text()
+
+
 def test_finished_arms_are_read_not_trained_again(colours, tmp_path, monkeypatch):
     out = tmp_path / "lrn"
     first = run_study("lrn", colours, out, overrides=TINY, progress=False)

@@ -158,6 +158,40 @@ def test_a_run_saved_with_the_old_bf16_switch_resumes(colours, tmp_path):
     assert resumed["precision"] == "fp32" and resumed["channels_last"] is False  # what the run really used
 
 
+def test_a_resumed_auto_run_keeps_its_precision_and_lists_its_machines(colours, tmp_path, monkeypatch):
+    # Began (say) on a CPU where auto chose bf16, resumed on this one where auto picks fp32: the run
+    # stays bf16, one arithmetic per run, and run.json names both machines in order.
+    from vggnet.fastpath import machine_name
+    from vggnet.train import loop
+
+    chosen = []
+    real = loop.autocast_dtype
+    monkeypatch.setattr(loop, "autocast_dtype", lambda precision, device: chosen.append(precision)
+                        or real(precision, device))
+    _run(colours, tmp_path / "run", epochs=1, precision="auto")
+    run_json = tmp_path / "run" / "run.json"
+    here = machine_name(torch.device("cpu"))
+    assert json.loads(run_json.read_text())["machines"] == [here]
+    saved = json.loads(run_json.read_text())
+    saved.update(precision="bf16", machines=["AMD EPYC 9R14, 2 cores"])
+    run_json.write_text(json.dumps(saved))
+    _run(colours, tmp_path / "run", epochs=2, resume=True)
+    resumed = json.loads(run_json.read_text())
+    assert chosen[-1] == "bf16" and resumed["precision"] == "bf16" and resumed["recipe"]["precision"] == "auto"
+    assert resumed["machines"] == ["AMD EPYC 9R14, 2 cores", here]
+    _run(colours, tmp_path / "run", epochs=3, resume=True)  # this machine again: listed once
+    assert json.loads(run_json.read_text())["machines"] == ["AMD EPYC 9R14, 2 cores", here]
+
+
+def test_an_explicit_precision_is_taken_on_resume(colours, tmp_path):
+    from vggnet.train.recipes import Recipe
+    from vggnet.train.setup import kept_precision
+
+    assert kept_precision(Recipe(name="x", precision="fp32"), {"precision": "bf16"}) == "fp32"
+    assert kept_precision(Recipe(name="x", precision="auto"), {}) == "auto"  # a new run: auto decides here
+    assert kept_precision(Recipe(name="x", precision="auto"), {"precision": "fp16?"}) == "auto"  # damaged: ignored
+
+
 def test_run_json_records_what_auto_chose(colours, tmp_path, monkeypatch):
     from vggnet import fastpath
 

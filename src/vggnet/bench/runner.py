@@ -18,7 +18,7 @@ from vggnet.bench.peak import conv_peak, matmul_peak
 from vggnet.bench.workloads import model_kwargs
 from vggnet.device import autocast, resolve_device
 from vggnet.errors import VggnetError
-from vggnet.fastpath import cpu_model
+from vggnet.fastpath import machine_name
 from vggnet.models import create_model
 from vggnet.progress import progress_bar
 
@@ -30,13 +30,6 @@ def _child(spec: dict) -> dict:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise VggnetError(f"the {spec['side']} benchmark process failed: {last}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def machine_name(device: torch.device) -> str:
-    """The CPU model and core count, or the GPU name: how results name the machine they ran on."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def _alternate(spec: dict, baseline: bool, rounds: int, progress: bool) -> dict[str, list[dict]]:

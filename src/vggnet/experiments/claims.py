@@ -19,7 +19,8 @@ from vggnet.errors import MissingDependencyError
 from vggnet.experiments.studies import Claim
 
 STALL_MARGIN = 0.05  # within this of ln(classes) after the last epoch: nothing learned
-PER_SEED = ("top1", "top5", "val_loss", "train_loss", "val_top1", "seconds", "wall_seconds", "diverged")
+PER_SEED = ("top1", "top5", "val_loss", "train_loss", "val_top1", "seconds", "wall_seconds", "diverged", "machines",
+            "precision")
 
 
 def stalled(row: dict, classes: int = 10) -> bool:
@@ -62,7 +63,7 @@ def combine_seeds(runs: list[dict]) -> dict:
         "val_top1": [_mean([r["val_top1"][e] for r in runs if len(r["val_top1"]) > e]) for e in range(epochs)],
         "seconds": sum(r["seconds"] for r in runs),
         "wall_seconds": round(sum(r["wall_seconds"] for r in runs), 1),
-        "seeds": [{k: r[k] for k in ("seed", *PER_SEED)} for r in runs],
+        "seeds": [{k: r[k] for k in ("seed", *PER_SEED) if k in r} for r in runs],
     })
     return row
 

@@ -39,8 +39,8 @@ def render_markdown(result: dict) -> str:
         f"**The paper.** {result['paper']}", "",
         f"**Setting.** {n_train:,} training and {n_val:,} held-out images of {result['data']}; recipe "
         f"`{result['base_recipe']}` with " + ", ".join(f"`{k}={v}`" for k, v in result["overrides"].items())
-        + f"; {_seeds(seeds)}." + _width(result["overrides"]) + f" Machine: {result['machine']}; {result['date']}; "
-        f"{result['wall_seconds'] / 60:.1f} min (the arms' wall times summed).",
+        + f"; {_seeds(seeds)}." + _width(result["overrides"]) + _where(result)
+        + f"; {result['date']}; {result['wall_seconds'] / 60:.1f} min (the arms' wall times summed).",
         "", f"Command: `{result['command']}`", "",
     ]
     if result.get("claims"):
@@ -65,6 +65,14 @@ def _width(overrides: dict) -> str:
         return ""
     return (f" Every arm is the paper's network at {width:g} of Table 1's channels (`width={width:g}`), "
             "the same depth and layout, thinned alike so that the study converges on a CPU.")
+
+
+def _where(result: dict) -> str:
+    """The machine (or machines, for a study resumed elsewhere) and the arithmetic it trained in."""
+    machines = result["machine"]
+    where = f" Machines: {machines} (the study was resumed on another machine)" if ";" in machines \
+        else f" Machine: {machines}"
+    return where + (f"; {result['precision']}" if result.get("precision") else "")
 
 
 def _noise(result: dict) -> str:

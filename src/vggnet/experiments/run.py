@@ -26,6 +26,7 @@ from vggnet.errors import DivergedError, VggnetError
 from vggnet.experiments.claims import combine_seeds, judge, seed_noise, t_quantile
 from vggnet.experiments.report import write_study_report
 from vggnet.experiments.studies import BASE, BASE_RECIPE, SEEDS, Arm, Study, get_study
+from vggnet.fastpath import machine_name
 from vggnet.runs import RunDir, RunDirError, owner
 from vggnet.train.loop import train
 from vggnet.train.recipes import Recipe, get_recipe
@@ -38,10 +39,17 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def _machine(device: str | None) -> str:
-    from vggnet.bench.runner import machine_name
+def _machines(rows: list[dict], device: str | None) -> str:
+    """The machines the arms trained on, in order (a study resumed in another session may span
+    several); runs from before run.json named its machines count as this one."""
+    here = machine_name(resolve_device(device))
+    seen = [m for row in rows for run in row["seeds"] for m in (run.get("machines") or [here])]
+    return "; ".join(dict.fromkeys(seen)) + f", torch {torch.__version__}"
 
-    return f"{machine_name(resolve_device(device))}, torch {torch.__version__}"
+
+def _precisions(rows: list[dict]) -> str:
+    """The arithmetic the arms trained in (fp32, bf16 autocast, or both across arms)."""
+    return " and ".join(dict.fromkeys(p for row in rows for run in row["seeds"] if (p := run.get("precision"))))
 
 
 def run_study(
@@ -104,7 +112,8 @@ def _run_arms(study: Study, name: str, data: str | os.PathLike[str], out: Path, 
     result = {
         "study": name, "question": study.question, "paper": study.paper, "budget": budget, "data": str(data),
         "base_recipe": BASE_RECIPE, "overrides": {**BASE, **budget_overrides, **(overrides or {})},
-        "seeds": seeds, "machine": _machine(device), "python": platform.python_version(), "vggnet": __version__,
+        "seeds": seeds, "machine": _machines(rows, device), "precision": _precisions(rows),
+        "python": platform.python_version(), "vggnet": __version__,
         "date": time.strftime("%Y-%m-%d"), "wall_seconds": round(sum(r["wall_seconds"] for r in rows), 1),
         "command": f"vggnet experiment {name} --budget {budget} --data {data} --out {out}"
                    + (f" --seed {seed}" if seed else ""),
@@ -196,6 +205,7 @@ def _row(arm: Arm, run_dir: Path, seed: int, fields: dict[str, str]) -> dict:
             "val_top1": [h["val_top1"] for h in history], "seconds": seconds,
             "train_images": run["train_images"], "val_images": run["val_images"],
             "wall_seconds": wall,  # a run dir from before wall.json: its epochs' time
+            "machines": run.get("machines", []), "precision": run.get("precision", ""),
             "settings": {k: v for k, v in arm.overrides.items() if k != "init"}
             | ({"epochs": str(run["recipe"]["epochs"])} if arm.epochs_factor != 1 else {})}
 

@@ -36,7 +36,7 @@ from vggnet.errors import DivergedError
 from vggnet.evaluate.metrics import Predictions, metrics_json, predict, score
 from vggnet.evaluate.report import require_report_libraries, write_report
 from vggnet.evaluate.tta import TestTimeAugment
-from vggnet.fastpath import fast_path
+from vggnet.fastpath import fast_path, machine_name
 from vggnet.models import create_model, init_from_shallower
 from vggnet.models.registry import check_input_size
 from vggnet.progress import progress_bar
@@ -57,9 +57,11 @@ from vggnet.train.setup import (
     check_start_data,
     checked_model,
     data_stats,
+    kept_precision,
     load_splits,
     load_weights,
     model_kwargs_for,
+    ran_on,
     read_starts,
     resumed_args,
     set_determinism,
@@ -256,7 +258,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     if state:
         model.load_state_dict(ckpt.weights)
     agree_on_fast_path(dist, device)  # every rank takes rank 0's measured choice
-    dtype = autocast_dtype(recipe.precision, device)
+    saved_run = RunDir(run_dir).read_run() if ckpt is not None else {}
+    dtype = autocast_dtype(kept_precision(recipe, saved_run), device)
     shape = (getattr(model, "in_chans", 3), size, size)  # 'auto': measured on this network, on rank 0
     channels_last, layout = from_main(dist, channels_last_choice(recipe.memory_format, device, model=model,
                                                                  shape=shape, dtype=dtype, progress=progress)
@@ -280,7 +283,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         dtype=dtype, train_batches=None, val_batches=None, optimizer=None,
         scheduler=None, shuffle_gen=torch.Generator().manual_seed(seed),
         augment_gen=torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank), stats=stats, meta={},
-        run_info={"memory_layout": layout}, history=[], start=1, progress=progress)
+        run_info={"memory_layout": layout, "machines": ran_on(saved_run, machine_name(device))}, history=[],
+        start=1, progress=progress)
     _optimization(live, size, seed, strict, state)
     new_split = made if record is None else None  # a new run (or one from before splits were recorded)
     _run_files(live, model_name, model_kwargs, data, size, seed, deterministic, strict, new_split)
@@ -340,7 +344,7 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
                  "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
                  "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
                  "val_fraction": recipe.val_fraction}
-    layout = live.run_info.get("memory_layout")  # set by _setup, where the layout was chosen
+    layout, machines = live.run_info.get("memory_layout"), live.run_info["machines"]  # set by _setup
     live.run_info = {
         "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
         "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
@@ -348,7 +352,7 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
         "val_images": len(splits.val), "skipped_images": splits.skipped, "data_summary": live.summary,
         "device": str(live.device), "processes": live.dist.world, "torch": torch.__version__, "vggnet": __version__,
         "precision": "bf16" if live.dtype is not None else "fp32",
-        "channels_last": live.transform.channels_last,
+        "channels_last": live.transform.channels_last, "machines": machines,
     }
     if "auto" in (recipe.precision, recipe.memory_format):  # what auto chose here, and the timings behind it
         live.run_info["fast_path"] = fast_path(live.device).train.reason

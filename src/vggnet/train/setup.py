@@ -171,6 +171,21 @@ def resumed_args(run: RunDir, data: str | os.PathLike[str] | None, epochs: int |
             "data": data or saved_run.get("data_path", saved_run["data"])}  # absolute: resumable from anywhere
 
 
+def kept_precision(recipe: Recipe, saved_run: dict) -> str:
+    """The precision a run trains in. ``auto`` is decided once, on the machine that starts the run:
+    resumed on another (a CPU with bf16 arithmetic, a GPU) it keeps the arithmetic it began with, so
+    that one run is one experiment. The memory layout is not kept: it changes speed, not the numbers."""
+    if recipe.precision == "auto" and saved_run.get("precision") in ("fp32", "bf16"):
+        return saved_run["precision"]
+    return recipe.precision
+
+
+def ran_on(saved_run: dict, machine: str) -> list[str]:
+    """The machines a run has trained on, in order: a resumed run's earlier ones and this one."""
+    machines = [m for m in saved_run.get("machines", []) if isinstance(m, str)]
+    return machines if machine in machines else [*machines, machine]
+
+
 def checked_model(model_name: str | None, data: object, recipe: Recipe | None, dist: DistInfo) -> str:
     """The model's name, once every option is known to be usable: checked before anything is
     read or written."""
