@@ -8,7 +8,7 @@ import torch
 from tests.helpers import CIFAR_CLASSES, FileServer, cifar_batches, make_cifar_archive, md5, write_tar
 from vggnet.data import cifar
 from vggnet.data.datasets import load_data
-from vggnet.errors import ChecksumError, DataError
+from vggnet.errors import ChecksumError, DataError, DownloadError
 
 
 def test_archive_reads_as_the_official_layout(tmp_path):
@@ -186,3 +186,26 @@ def test_labels_as_an_integer_array_are_read(tmp_path):
     out_of_range = np.array([0] * 19 + [200], dtype=np.uint8)
     message = _one_line_error(_archive_with_labels(tmp_path / "b.tar.gz", out_of_range))
     assert message == "CIFAR batch data_batch_2: 1 labels out of range [0, 10), e.g. 200"
+
+
+def test_a_file_put_in_the_cache_by_hand_is_checked_and_offline_says_where_a_copy_goes(tmp_path, monkeypatch):
+    monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cifar, "URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")  # nothing listens: offline
+    with pytest.raises(DownloadError, match=r"offline, put cifar-10-python.tar.gz at .*home/cifar10/cifar-10-python"
+                                        r"\.tar\.gz or pass its path with --data$"):
+        cifar.load_cifar10(progress=False)
+    cached = tmp_path / "home" / "cifar10" / "cifar-10-python.tar.gz"
+    make_cifar_archive(cached)  # a 'cifar-10-python.tar.gz' that is not the release
+    with pytest.raises(DataError, match=r"is not the official cifar-10-python.tar.gz \(its size or md5 differs\)"):
+        load_data("cifar10", progress=False)
+    assert cached.exists()  # said, not deleted: the user's file
+
+
+def test_a_renamed_release_is_known_by_its_first_member_and_nothing_else_is(tmp_path):
+    renamed = make_cifar_archive(tmp_path / "cifar-10-python (1).tar.gz")
+    assert cifar.is_cifar_source(renamed) and cifar.first_member(renamed).startswith("cifar-10-batches-py/")
+    folders = write_tar(tmp_path / "classes.tar.gz", {"cat/0.png": b"x"})
+    assert not cifar.is_cifar_source(folders)
+    for junk in (b"", b"\x1f\x8b not gzip at all", bytes(100)):
+        (tmp_path / "junk.tar.gz").write_bytes(junk)
+        assert not cifar.is_cifar_source(tmp_path / "junk.tar.gz")

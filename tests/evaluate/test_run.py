@@ -49,7 +49,9 @@ def test_evaluate_refuses_other_classes_and_missing_splits(trained, tmp_path):
         evaluate_checkpoint(root / "run", data, tmp_path / "ev", split="test", progress=False)
     (tmp_path / "y" / "cats").mkdir(parents=True)
     shutil.copy(data / "val" / "red" / "0.png", tmp_path / "y" / "cats" / "0.png")  # leave the data whole
-    with pytest.raises(DataError, match="but the checkpoint was trained on"):
+    with pytest.raises(DataError, match=r"class folders are not the checkpoint's 3 classes; missing: blue, green, red; "
+                                        r"not known to it: cats: one folder per class, named exactly as its classes "
+                                        r"\(blue, green, red\)$"):
         evaluate_checkpoint(root / "run", tmp_path / "y", tmp_path / "ev", progress=False)
 
 

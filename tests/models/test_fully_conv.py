@@ -50,7 +50,7 @@ def test_errors() -> None:
     dense = to_fully_convolutional(create_model("vgg11", head="linear", num_classes=3))
     with pytest.raises(InputShapeError):
         dense(torch.randn(1, 3, 16, 16))
-    with pytest.raises(VggnetError, match="needs a vggnet VGG"):
+    with pytest.raises(VggnetError, match="is not one: use --protocol center or multi-crop"):
         to_fully_convolutional(torch.nn.Linear(2, 2))
     with pytest.raises(InputShapeError):
         spatial_average(torch.randn(2, 10))

@@ -110,8 +110,9 @@ def test_the_embedded_sample_is_refused_as_a_test_of_the_weights_that_trained_on
 
 
 def test_cifar10_val_is_refused_for_weights_that_trained_on_its_training_split(tmp_path):
-    out = run("evaluate", "--weights", "vgg_fast.cifar10", "--data", "cifar10", "--out", tmp_path / "e")
-    assert out.exit_code == 2 and "score it with --split test" in out.stderr  # before any download
+    out = run("evaluate", "--weights", "vgg_fast.cifar10", "--data", "cifar10", "--split", "val", "--out",
+              tmp_path / "e")
+    assert out.exit_code == 2 and "score it with --split test (the default)" in out.stderr  # before any download
     assert not (tmp_path / "e").exists()
 
 

@@ -34,8 +34,9 @@ CSV_HELP = ("Also write the results as CSV, one row per image: image, rank1_labe
                    'or {"image", "error"} for one that could not be read.')
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), default=None, help=CSV_HELP)
 def predict_command(images, checkpoint, weights, model, top_k, batch_size, device, as_json, csv_path) -> None:
-    """Top-k labels with probabilities for each IMAGE, a file or a folder of them (smaller side to
-    256, centre 224 crop). An unreadable image is a warning and skipped; none readable is an error."""
+    """Top-k labels with probabilities for each IMAGE, a file or a folder of them, sized as the
+    weights were trained (ImageNet weights: smaller side to 256, centre 224 crop; CIFAR-10 weights:
+    the whole image at 32x32). An unreadable image is a warning and skipped; none readable is an error."""
     from vggnet.atomic import atomic_write_text
     from vggnet.evaluate.predict import predict_images, results_csv
 

@@ -9,6 +9,7 @@ format uses, so a hostile file cannot run code.
 
 from __future__ import annotations
 
+import gzip
 import io
 import math
 import numbers
@@ -17,6 +18,7 @@ import pickle
 import pickletools
 import posixpath
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from vggnet.cache import cache_dir
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.download import download
 from vggnet.data.sources import printable
-from vggnet.errors import DataError, one_line
+from vggnet.errors import ChecksumError, DataError, DownloadError, one_line
 from vggnet.files import FileRefused, max_file_bytes, read_regular, stat_regular
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -176,11 +178,12 @@ def _read_archive(source: Path) -> dict[str, bytes]:
 
 
 def _reader(source: Path):
-    """A function name -> bytes over an archive, a folder of batches, or a folder holding either."""
+    """Functions ``read`` (name -> bytes) and ``has`` (name -> bool) over an archive, a folder of
+    batches, or a folder holding either."""
     if source.is_dir():
-        for candidate in (source / FOLDER, source):
-            if (candidate / "batches.meta").is_file():
-                return lambda name: _read_file(candidate / name)
+        found = next((c for c in (source / FOLDER, source) if (c / "batches.meta").is_file()), None)
+        if found is not None:
+            return (lambda name: _read_file(found / name)), (lambda name: (found / name).is_file())
         if (source / ARCHIVE).is_file():
             return _reader(source / ARCHIVE)
         raise DataError(f"{source} holds neither {FOLDER}/ nor {ARCHIVE}")
@@ -191,7 +194,7 @@ def _reader(source: Path):
             raise DataError(f"{source} has no {name}; is it cifar-10-python.tar.gz?")
         return members[name]
 
-    return read
+    return read, members.__contains__
 
 
 def _labels(batch: dict, name: str, n_images: int, n_classes: int) -> torch.Tensor:
@@ -241,11 +244,59 @@ def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
     return ImageArrays(torch.cat(images), torch.cat(labels), classes)
 
 
+BINARY_FOLDER = "cifar-10-batches-bin"  # the binary (C) release: refused in one line, not read as images
+
+
+def first_member(path: Path) -> str:
+    """The first member's name in a tar or gzipped tar, from its first 512-byte header alone (a
+    bounded read whatever the file holds; '' for anything else). A browser's renamed download
+    (``cifar-10-python (1).tar.gz``) is recognised by its contents, not its name."""
+    if not path.is_file():  # a FIFO or a device is never opened
+        return ""
+    try:
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            header = f.read(512)
+    except (OSError, EOFError, zlib.error):
+        return ""
+    if len(header) < 512 or header[257:262] not in (b"ustar", bytes(5)):  # POSIX/GNU, or a V7 header
+        return ""
+    name = header[:100].split(b"\0", 1)[0]
+    prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
+    return (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
+
+
+def _top_folder(path: Path) -> str:
+    return first_member(path).lstrip("./").split("/", 1)[0]
+
+
 def is_cifar_source(path: Path) -> bool:
-    """Whether ``path`` looks like the official release (archive, extracted folder, or its parent)."""
+    """Whether ``path`` looks like the official python release (archive under any name, extracted
+    folder, or its parent). The binary release is named and refused here, in one line."""
     if path.is_dir():
+        if any((p / "batches.meta.txt").is_file() for p in (path, path / BINARY_FOLDER)):
+            raise _binary_release(path)
         return any((p / "batches.meta").is_file() for p in (path, path / FOLDER)) or (path / ARCHIVE).is_file()
-    return path.name == ARCHIVE
+    top = _top_folder(path) if path.name != ARCHIVE else FOLDER
+    if top == BINARY_FOLDER:
+        raise _binary_release(path)
+    return top == FOLDER
+
+
+def _binary_release(path: Path) -> DataError:
+    return DataError(f"{printable(str(path))} is CIFAR-10's binary release (cifar-10-batches-bin); vggnet reads the "
+                     f"python release: pass {ARCHIVE} or its extracted {FOLDER}/, or --data cifar10 to download it")
+
+
+def _check_cached(archive: Path) -> None:
+    """The cached archive is the official release (size, then md5): a file put there by hand is
+    read as 'cifar10' only if it is the one the name promises."""
+    from vggnet.data.download import file_digest
+
+    if archive.stat().st_size != SIZE or file_digest(archive, "md5") != MD5:
+        raise DataError(f"{archive} is not the official {ARCHIVE} (its size or md5 differs): delete it to download "
+                        "the release again, or pass a copy of your own with --data PATH")
 
 
 def load_cifar10(
@@ -254,8 +305,9 @@ def load_cifar10(
     download_ok: bool = True,
     url: str | None = None,
     progress: bool = True,
-) -> dict[str, ImageArrays]:
-    """CIFAR-10 as ``{'train': 50,000 images, 'test': 10,000 images}``.
+) -> dict[str, ImageArrays | None]:
+    """CIFAR-10 as ``{'train': 50,000 images, 'test': 10,000 images}`` ('train' None for a copy
+    holding the test batch and batches.meta alone: enough to score, not to train).
 
     ``root`` is the archive, the extracted folder, or a folder holding either; by default the
     archive in the user cache, downloaded from ``url`` (the official one) if missing and ``download_ok``.
@@ -265,15 +317,24 @@ def load_cifar10(
         if not archive.exists():
             if not download_ok:
                 raise DataError(f"CIFAR-10 is not in the cache ({archive}) and downloading is off")
-            download(url or URL, archive, md5=MD5, size=SIZE, progress=progress)
+            try:
+                download(url or URL, archive, md5=MD5, size=SIZE, progress=progress)
+            except ChecksumError:
+                raise
+            except DownloadError as err:  # offline, most often: say where a copy can go
+                raise DownloadError(f"{err}; offline, put {ARCHIVE} at {archive} or pass its path with "
+                                    "--data") from None
+        _check_cached(archive)
         source = archive
     else:
         source = Path(root)
         if not source.exists():
             raise DataError(f"no such CIFAR-10 archive or folder: {source}")
-    read = _reader(source)
+    read, has = _reader(source)
     meta = _unpickle(read("batches.meta"), "batches.meta")
     classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
     if not classes:
         raise DataError("batches.meta has no label_names")
-    return {"train": _batches(read, TRAIN_BATCHES, classes), "test": _batches(read, TEST_BATCHES, classes)}
+    test_alone = not any(map(has, TRAIN_BATCHES)) and all(map(has, TEST_BATCHES))  # enough to score on
+    return {"train": None if test_alone else _batches(read, TRAIN_BATCHES, classes),
+            "test": _batches(read, TEST_BATCHES, classes)}

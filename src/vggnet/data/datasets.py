@@ -252,6 +252,8 @@ def load_data(
             _refuse_cifar_among_folders(Path(text))
         release = load_cifar10(None if text == "cifar10" else text, progress=progress)
         pool = release["train"]
+        if pool is None:  # the test batch alone
+            return DataSplits("cifar10", release["test"].classes, None, None, release["test"])
         pool.names = [f"train/{i:05d}" for i in range(len(pool))]
         train, val = split_off(pool, val_fraction, seed, held_out)
         return DataSplits("cifar10", pool.classes, train, val, release["test"], held_out=names_of(val))

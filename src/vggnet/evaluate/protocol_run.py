@@ -40,8 +40,11 @@ def check_scales(scales: Sequence[int], crop: int | None = None) -> tuple[int, .
 
 
 def default_scales(meta: dict, protocol: str, in_memory: bool) -> tuple[int, ...]:
-    """Q values: the image's own size for small in-memory data; else Q (centre) or the paper's three."""
-    if in_memory:
+    """Q values: the network's own input size for small in-memory data, and for a network that
+    trained on such data (``meta['in_memory']``: CIFAR-10 weights shown CIFAR images stored at 96
+    or 224 pixels see the whole image at 32, as in training, not a 32-pixel crop of it rescaled
+    to 256); else Q (centre) or the paper's three."""
+    if in_memory or meta.get("in_memory"):
         return (meta["image_size"],)
     if protocol == "center" or "scale" not in meta:
         return (meta.get("test_scale", 256),)

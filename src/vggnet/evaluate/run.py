@@ -10,8 +10,11 @@ from pathlib import Path
 import torch
 
 from vggnet.atomic import atomic_write_text
+from vggnet.data.arrays import ImageArrays
+from vggnet.data.cifar import is_cifar_source
 from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, sample_archive, split_off
 from vggnet.data.loader import make_batches
+from vggnet.data.sources import printable
 from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
@@ -77,16 +80,14 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
     args = {"val_fraction": meta.get("val_fraction", 0.1), "seed": meta.get("seed", 0), "progress": progress,
             "strict": strict}
     splits = load_data(data, whole=True, held_out=held if same_path else None, **args)
-    if not splits.flat:
-        if split == "all":
-            raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
-        split = split or "val"
-        mine = same_path and split == "val" and splits.held_out is not None
-        if mine and not len(splits.val):
-            raise _nothing_held_out(checkpoint, data, "--split test", record)
-        return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
-    if split == "test" and splits.test is not None:  # train/ and test/, no val/: the test split is its own
+    if splits.val is None:  # test/ alone (or a CIFAR-10 folder of its test batch alone)
+        if split not in (None, "test"):
+            raise VggnetError(f"{data} holds a test split alone: score it with --split test")
         return splits, "test", "the dataset's own test"
+    if not splits.flat:
+        return _own_split(checkpoint, data, splits, split, same_path, who, record)
+    if splits.test is not None and (split == "test" or (split is None and not same_path)):
+        return splits, "test", "the dataset's own test"  # train/ and test/, no val/: test is the one to score
     pool = splits.val  # no val of its own: every image of its pool
     keys = {held_key(n) for n in held or ()}
     found = [n for n in names_of(pool) if held_key(n) in keys]
@@ -98,7 +99,8 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
         own = _prepared_pair(trained_on, data_identity(data), splits) or (
             splits.classes == record.get("classes") and len(pool) == record.get("train_images"))
     if split == "all" or (split is None and not own):
-        return splits, "all", f"every image of {data}" + (", the run's training images included" if own else "")
+        where = f"every image of {data}" if splits.test is None else f"every image of {data}'s training folder"
+        return splits, "all", where + (", the run's training images included" if own else "")
     if not own:
         raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
                           "--split all scores all its images")
@@ -111,6 +113,25 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
                     "split again, exact only if %s is unchanged since training", checkpoint, data)
     splits.train, splits.val = split_off(pool, args["val_fraction"], args["seed"], held)
     return splits, "val", f"the {len(splits.val)} images {who} held out"
+
+
+def _own_split(checkpoint: object, data: object, splits: DataSplits, split: str | None, same_path: bool, who: str,
+               record: dict | None) -> tuple[DataSplits, str, str]:
+    """A dataset with splits of its own. CIFAR-10's val is a seeded part of its training images:
+    held out only by a run that trained on this very data; for any other network it is training
+    data, so the default there is the test split and an explicit val is refused."""
+    if split == "all":
+        raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
+    held_here = same_path and splits.held_out is not None
+    part_of_train = splits.name == "cifar10" and not held_here
+    if part_of_train and split == "val":
+        raise VggnetError(f"the val split of {data} is part of CIFAR-10's training images, held out only by a run "
+                          "trained on this very data: score --split test")
+    split = split or ("test" if part_of_train else "val")
+    mine = held_here and split == "val"
+    if mine and not len(splits.val):
+        raise _nothing_held_out(checkpoint, data, "--split test", record)
+    return splits, split, f"the {len(splits.val)} images {who} held out" if mine else f"the dataset's own {split}"
 
 
 def evaluate_checkpoint(
@@ -174,9 +195,10 @@ def check_shipped(meta: dict, data: str | os.PathLike[str], split: str | None) -
         raise NothingHeldOut(f"{name} trained on every image of the sample ({trained_on}): score it on images it "
                              "has not seen (CIFAR-10's test set: --data cifar10 --split test), or --split all for "
                              "its accuracy on its own training images")
-    if meta.get("trained_on_cifar10") and data_identity(data) == "cifar10" and split in (None, "val", "train"):
-        raise NothingHeldOut(f"{name} trained on {trained_on}: its val and train splits of CIFAR-10 are its own "
-                             "training images; score it with --split test")
+    if meta.get("trained_on_cifar10") and split == "val" and (
+            data_identity(data) == "cifar10" or is_cifar_source(Path(data))):
+        raise NothingHeldOut(f"{name} trained on {trained_on}: the val split of CIFAR-10 is among its training "
+                             "images; score it with --split test (the default)")
     log.warning("%s trained on %s: a score on any of those images is a training score, not a test", name, trained_on)
 
 
@@ -218,6 +240,29 @@ def same_classes(data_classes: list[str], meta: dict) -> bool:
     return meta["classes"] == imagenet_classes() and data_classes == imagenet_wnids()
 
 
+def class_mismatch(data: object, classes: list[str], meta: dict) -> DataError:
+    """What differs between the data's classes and the model's, by name: a folder missing, one
+    it does not know, or the same names in another order."""
+    theirs = "weights'" if meta.get("pretrained") else "checkpoint's"
+    if len(meta["classes"]) == 1000:
+        return DataError(f"{data} has {len(classes)} classes, not the {theirs} 1000 ImageNet classes: ImageNet "
+                         "weights score a tree whose class folders are the 1000 WordNet ids (n01440764 ...)")
+    missing = [c for c in meta["classes"] if c not in classes]
+    unknown = [c for c in classes if c not in meta["classes"]]
+
+    def names(found: list[str]) -> str:
+        return ", ".join(map(printable, found[:5])) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+
+    if not missing and not unknown:
+        return DataError(f"{data} has the {theirs} classes in another order: their indices would not match")
+    return DataError(
+        f"{data}'s class folders are not the {theirs} {len(meta['classes'])} classes"
+        + (f"; missing: {names(missing)}" if missing else "") + (f"; not known to it: {names(unknown)}" if unknown
+                                                                  else "")
+        + ": one folder per class, named exactly as its classes"
+        + (f" ({', '.join(map(printable, meta['classes']))})" if len(meta["classes"]) <= 20 else ""))
+
+
 def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path, split: str | None, protocol: str,
               scales: Sequence[int] | None, batch_size: int, device: torch.device, workers: int, progress: bool,
               strict: bool) -> dict:
@@ -230,12 +275,7 @@ def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path
     record = None if meta.get("pretrained") else held_out_record(paths)
     splits, split, images_are = load_split(paths[0], meta, data, split, progress, strict, record)
     if not same_classes(splits.classes, meta):
-        raise DataError(
-            f"{data} has classes {splits.classes[:5]}... but the "
-            f"{'weights give' if meta.get('pretrained') else 'checkpoint was trained on'} {meta['classes'][:5]}..."
-            + (" (ImageNet weights score a tree whose class folders are the 1000 WordNet ids)"
-               if len(meta["classes"]) == 1000 else "")
-        )
+        raise class_mismatch(data, splits.classes, meta)
     images = splits.val if split == "all" else splits.split(split)
     if not len(images):
         raise DataError(f"no images to score in {data} ({images_are}): none of them is there any more")
@@ -254,6 +294,8 @@ def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path
     metrics = {"split": split, "images_are": images_are, "data": str(data),
                "checkpoint": [str(p) for p in paths] if len(paths) > 1 else str(paths[0]), "protocol": protocol,
                "scales": list(scales), **score(result, splits.classes)}
+    if isinstance(images, ImageArrays) and images.skipped:  # dropped when the images were read into memory
+        metrics["skipped"] += len(images.skipped)
     atomic_write_text(out / "metrics.json", metrics_json(metrics))
     write_report(out, metrics, [], title=f"{meta['model']} evaluated on {data} ({split})")
     return metrics

@@ -45,7 +45,8 @@ def to_fully_convolutional(model: VGG) -> FullyConvolutionalVGG:
     point of the dense net is to slide over larger inputs instead of pooling them away.
     """
     if not isinstance(model, VGG):
-        raise VggnetError(f"to_fully_convolutional needs a vggnet VGG, got {type(model).__name__}")
+        raise VggnetError(f"the dense (fully-convolutional) test net is built from a VGG of Table 1, whose head "
+                          f"is fully connected; {type(model).__name__} is not one: use --protocol center or multi-crop")
     pool = model.avgpool.output_size
     window = pool[0] if isinstance(pool, tuple) else pool
     channels = 512
