@@ -201,6 +201,40 @@ def test_a_file_put_in_the_cache_by_hand_is_checked_and_offline_says_where_a_cop
     assert cached.exists()  # said, not deleted: the user's file
 
 
+def test_the_first_member_is_found_past_pax_entries_in_any_compression_and_reads_are_bounded(tmp_path):
+    import bz2
+    import gzip
+    import io
+    import lzma
+
+    plain = tmp_path / "pax.tar"
+    with tarfile.open(plain, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/batches.meta")
+        info.pax_headers = {"comment": "x" * 3000}  # a PAX entry before the member
+        tar.addfile(info, io.BytesIO(b""))
+    raw = plain.read_bytes()
+    for name, packed in (("a.tar", raw), ("a.tgz", gzip.compress(raw)), ("a.tbz", bz2.compress(raw)),
+                         ("a.txz", lzma.compress(raw))):
+        (tmp_path / name).write_bytes(packed)
+        assert cifar.first_member(tmp_path / name) == "cifar-10-batches-py/batches.meta", name
+        assert cifar.is_cifar_source(tmp_path / name)
+    endless_name = tmp_path / "name.gz"  # a gzip header whose file name never ends
+    endless_name.write_bytes(b"\x1f\x8b\x08\x08\0\0\0\0\0\x03" + b"a" * (3 * cifar.SNIFF_RAW))
+    empty_members = tmp_path / "empty.gz"
+    empty_members.write_bytes(gzip.compress(b"") * 200_000)
+    for hostile in (endless_name, empty_members):
+        assert cifar.first_member(hostile) == ""
+
+
+def test_a_binary_release_beside_class_folders_does_not_hide_them(tmp_path):
+    from tests.helpers import write_class_folders
+
+    root = write_class_folders(tmp_path / "d", {"cat": [(200, 0, 0)] * 3, "dog": [(0, 0, 200)] * 3})
+    (root / "cifar-10-batches-bin").mkdir()
+    (root / "cifar-10-batches-bin" / "batches.meta.txt").write_text("cat\ndog\n")
+    assert not cifar.is_cifar_source(root) and load_data(root, whole=True, progress=False).classes == ["cat", "dog"]
+
+
 def test_a_renamed_release_is_known_by_its_first_member_and_nothing_else_is(tmp_path):
     renamed = make_cifar_archive(tmp_path / "cifar-10-python (1).tar.gz")
     assert cifar.is_cifar_source(renamed) and cifar.first_member(renamed).startswith("cifar-10-batches-py/")

@@ -82,10 +82,11 @@ def test_a_train_and_test_tree_scores_its_test_folder(seen, tmp_path):
 
 
 def test_a_test_folder_alone_is_scored_and_its_other_splits_are_one_line(seen, tmp_path):
-    write(tmp_path / "d" / "test", seen, part=slice(0, 1))
+    write(tmp_path / "d" / "test", seen, side=48)  # stored larger than the weights' 32, read into memory
     result, metrics = evaluate(tmp_path / "d", tmp_path / "e")
     assert result.exit_code == 0, result.output
-    assert (metrics["split"], metrics["images"]) == ("test", 10)
+    assert (metrics["split"], metrics["images"]) == ("test", 10 * PER_CLASS)
+    assert metrics["top1"] >= 0.8  # resized to 32 as in training (unresized, 48-pixel inputs scored 50%)
     refused, _ = evaluate(tmp_path / "d", tmp_path / "v", "--split", "val")
     assert "holds a test split alone: score it with --split test" in error_line(refused)
 
@@ -127,13 +128,13 @@ def test_a_release_holding_its_test_batch_alone_is_scored(tmp_path):
 
 
 def test_the_binary_release_is_named_in_one_line(tmp_path):
-    folder = tmp_path / "cifar-10-batches-bin"
-    folder.mkdir()
+    folder = tmp_path / "release" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
     (folder / "batches.meta.txt").write_text("\n".join(CIFAR10) + "\n")
     (folder / "test_batch.bin").write_bytes(bytes(3073 * 2))
     archive = write_tar(tmp_path / "cifar-10-binary.tar.gz", {"test_batch.bin": bytes(3073 * 2)},
                         prefix="cifar-10-batches-bin/")
-    for data in (folder, tmp_path, archive):
+    for data in (folder, folder.parent, archive):
         line = error_line(evaluate(data, tmp_path / "e")[0])
         assert "binary release" in line and "cifar-10-python.tar.gz" in line
 
@@ -148,6 +149,10 @@ def test_a_run_scored_on_a_copy_of_its_cifar_data_never_calls_training_images_va
           tmp_path / "run", progress=False)
     own = evaluate_checkpoint(tmp_path / "run", archive, tmp_path / "own", progress=False)
     assert (own["split"], own["images"]) == ("val", 4) and "held out" in own["images_are"]
+    (tmp_path / "moved").mkdir()
+    copy = shutil.copy(archive, tmp_path / "moved" / "cifar10-copy.tar.gz")  # the same release, elsewhere
+    moved = evaluate_checkpoint(tmp_path / "run", copy, tmp_path / "moved-e", progress=False)
+    assert (moved["split"], moved["images"]) == ("val", 4) and moved["confusion_matrix"] == own["confusion_matrix"]
     other = tmp_path / "other"
     other.mkdir()
     make_cifar_archive(other / "cifar-10-python.tar.gz", n_per_batch=8, n_test=10, seed=3)  # other images

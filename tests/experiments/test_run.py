@@ -38,14 +38,16 @@ def test_a_study_resumed_on_another_machine_names_both(colours, tmp_path, monkey
     run_study("lrn", colours, out, overrides=TINY, progress=False)
     result = json.loads((out / "results.json").read_text())
     assert ";" not in result["machine"] and result["precision"] == "fp32"
-    assert "Machine: " + result["machine"] + "; fp32; " in (out / "report.md").read_text()
+    assert "Machine: " + result["machine"] + "; trained in fp32; " in (out / "report.md").read_text()
     run_json = out / "a-lrn" / "run.json"  # as if A-LRN had trained in another session, elsewhere
     run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "machines": ["AMD EPYC 9R14, 2 cores"]}))
     again = run_study("lrn", colours, out, overrides=TINY, progress=False)
     assert again["machine"].split("; ")[1].startswith("AMD EPYC 9R14, 2 cores")
     assert [s["machines"] for a in again["arms"] for s in a["seeds"]][1] == ["AMD EPYC 9R14, 2 cores"]
-    assert "Machines: " in (out / "report.md").read_text() and "resumed on another machine" in (
+    assert "Machines: " in (out / "report.md").read_text() and "trained on more than one" in (
         out / "report.md").read_text()
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "machines": "NVIDIA H100"}))  # damaged
+    assert ";" not in run_study("lrn", colours, out, overrides=TINY, progress=False)["machine"]  # not N; V; I; ...
 
 
 def test_finished_arms_are_read_not_trained_again(colours, tmp_path, monkeypatch):

@@ -175,9 +175,11 @@ def test_a_resumed_auto_run_keeps_its_precision_and_lists_its_machines(colours, 
     saved = json.loads(run_json.read_text())
     saved.update(precision="bf16", machines=["AMD EPYC 9R14, 2 cores"])
     run_json.write_text(json.dumps(saved))
+    chosen.clear()
     _run(colours, tmp_path / "run", epochs=2, resume=True)
     resumed = json.loads(run_json.read_text())
-    assert chosen[-1] == "bf16" and resumed["precision"] == "bf16" and resumed["recipe"]["precision"] == "auto"
+    assert chosen[0] == "bf16" and resumed["precision"] == "bf16" and resumed["recipe"]["precision"] == "auto"
+    assert resumed["fast_path"].endswith("(the run keeps bf16, chosen where it began)")
     assert resumed["machines"] == ["AMD EPYC 9R14, 2 cores", here]
     _run(colours, tmp_path / "run", epochs=3, resume=True)  # this machine again: listed once
     assert json.loads(run_json.read_text())["machines"] == ["AMD EPYC 9R14, 2 cores", here]
@@ -185,7 +187,10 @@ def test_a_resumed_auto_run_keeps_its_precision_and_lists_its_machines(colours, 
 
 def test_an_explicit_precision_is_taken_on_resume(colours, tmp_path):
     from vggnet.train.recipes import Recipe
-    from vggnet.train.setup import kept_precision
+    from vggnet.train.setup import kept_precision, ran_on
+
+    for damaged in (None, 5, "abc", [1, "A"]):  # a hand-edited run.json: what is not a list of names is dropped
+        assert ran_on({"machines": damaged}, "B") == (["A", "B"] if isinstance(damaged, list) else ["B"])
 
     assert kept_precision(Recipe(name="x", precision="fp32"), {"precision": "bf16"}) == "fp32"
     assert kept_precision(Recipe(name="x", precision="auto"), {}) == "auto"  # a new run: auto decides here

@@ -161,8 +161,8 @@ def _scales(text: str | None) -> tuple[int, ...] | None:
 @click.option("--model", default=None, help="With --weights: the network, only where the file does not say.")
 @click.option("--data", required=True, help=DATA_HELP)
 @click.option("--split", type=click.Choice(["val", "test", "all"]), default=None,
-              help="[val: on the data a run trained on, exactly the images it held out; 'all' on a flat folder "
-                   "of other data] all: every image, training ones included.")
+              help="[val: on the data a run trained on, exactly the images it held out; test where the data has "
+                   "one (a CIFAR-10 release, a test/ folder); else 'all'] all: every image, training ones included.")
 @click.option("--protocol", type=click.Choice(PROTOCOL_NAMES), default="center", show_default=True,
               help="The paper's test protocols (section 3.2).")
 @click.option("--scales", default=None, help="Test scales Q, e.g. 256,384,512 [Q; the paper's three for dense].")

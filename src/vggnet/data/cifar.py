@@ -9,8 +9,9 @@ format uses, so a hostile file cannot run code.
 
 from __future__ import annotations
 
-import gzip
+import bz2
 import io
+import lzma
 import math
 import numbers
 import os
@@ -247,24 +248,55 @@ def _batches(read, names: tuple[str, ...], classes: list[str]) -> ImageArrays:
 BINARY_FOLDER = "cifar-10-batches-bin"  # the binary (C) release: refused in one line, not read as images
 
 
+SNIFF_RAW = 1 << 20  # compressed bytes read to find the first member's name
+SNIFF_OUT = 64 << 10  # decompressed bytes looked at: room for PAX and GNU long-name entries before it
+
+
+def _head(path: Path) -> bytes:
+    """The first SNIFF_OUT bytes of a file, decompressed (gzip, bz2, xz) or as they are, from at
+    most SNIFF_RAW bytes read: bounded whatever the file holds (a gzip header's name field that
+    never ends, a run of empty gzip members)."""
+    with open(path, "rb") as f:
+        raw = f.read(SNIFF_RAW)
+    if raw[:2] == b"\x1f\x8b":
+        unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif raw[:3] == b"BZh":
+        unpack = bz2.BZ2Decompressor()
+    elif raw[:6] == b"\xfd7zXZ\x00":
+        unpack = lzma.LZMADecompressor()
+    else:
+        return raw[:SNIFF_OUT]
+    try:
+        return unpack.decompress(raw, SNIFF_OUT)
+    except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError):
+        return b""
+
+
 def first_member(path: Path) -> str:
-    """The first member's name in a tar or gzipped tar, from its first 512-byte header alone (a
-    bounded read whatever the file holds; '' for anything else). A browser's renamed download
+    """The name of the first file or folder in a tar (plain, gzip, bz2 or xz), skipping the PAX and
+    GNU entries that may come before it; '' for anything else. A browser's renamed download
     (``cifar-10-python (1).tar.gz``) is recognised by its contents, not its name."""
     if not path.is_file():  # a FIFO or a device is never opened
         return ""
     try:
-        with open(path, "rb") as f:
-            gzipped = f.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
-            header = f.read(512)
-    except (OSError, EOFError, zlib.error):
+        head = _head(path)
+    except OSError:
         return ""
-    if len(header) < 512 or header[257:262] not in (b"ustar", bytes(5)):  # POSIX/GNU, or a V7 header
-        return ""
-    name = header[:100].split(b"\0", 1)[0]
-    prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
-    return (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
+    at = 0
+    while at + 512 <= len(head):
+        header = head[at : at + 512]
+        if header[257:262] not in (b"ustar", bytes(5)):  # POSIX/GNU, or a V7 header
+            return ""
+        try:
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        except ValueError:
+            return ""
+        if header[156:157] not in (b"x", b"g", b"L", b"K"):  # PAX, global PAX, GNU long name/link
+            name = header[:100].split(b"\0", 1)[0]
+            prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
+            return (prefix + b"/" + name if prefix else name).decode("utf-8", "replace")
+        at += 512 + -(-size // 512) * 512
+    return ""
 
 
 def _top_folder(path: Path) -> str:
@@ -275,7 +307,9 @@ def is_cifar_source(path: Path) -> bool:
     """Whether ``path`` looks like the official python release (archive under any name, extracted
     folder, or its parent). The binary release is named and refused here, in one line."""
     if path.is_dir():
-        if any((p / "batches.meta.txt").is_file() for p in (path, path / BINARY_FOLDER)):
+        others = [c for c in path.iterdir() if c.is_dir() and c.name != BINARY_FOLDER and not c.name.startswith(".")]
+        if (path / "batches.meta.txt").is_file() or ((path / BINARY_FOLDER / "batches.meta.txt").is_file()
+                                                      and not others):  # beside class folders: those are read
             raise _binary_release(path)
         return any((p / "batches.meta").is_file() for p in (path, path / FOLDER)) or (path / ARCHIVE).is_file()
     top = _top_folder(path) if path.name != ARCHIVE else FOLDER

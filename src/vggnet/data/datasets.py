@@ -55,7 +55,9 @@ class DataSplits:
 
     @property
     def in_memory(self) -> bool:
-        return isinstance(self.train if self.train is not None else self.val, ImageArrays)
+        """Whether the images are decoded arrays (small images), judged on the first split there is
+        (a test/ folder alone has neither train nor val)."""
+        return isinstance(next((s for s in (self.train, self.val, self.test) if s is not None), None), ImageArrays)
 
     @property
     def native_size(self) -> int | None:

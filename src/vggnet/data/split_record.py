@@ -29,12 +29,27 @@ def make_record(spec: str | os.PathLike[str], data: DataSplits) -> dict:
     return {"data": data_identity(spec), "classes": data.classes,
             "held_out": None if data.held_out is None else [held_key(n) for n in data.held_out],
             "held_out_bytes": held_out_bytes(data, data.held_out),
+            "held_out_pixels": held_out_pixels(data.val) if data.held_out is not None else None,
             "train_images": len(data.train) if data.train is not None else 0,
             "val_images": len(data.val) if data.val is not None else 0}
 
 
 def write_split(run_dir: Path, record: dict) -> None:
     atomic_write_text(run_dir / SPLIT_FILE, json.dumps(record) + "\n")
+
+
+def held_out_pixels(split: object) -> str | None:
+    """The sha256 of the held-out images' pixels and labels (in-memory data: CIFAR-10): tells a copy
+    of the release a run trained on, under another path, from other data."""
+    import hashlib
+
+    from vggnet.data.arrays import ImageArrays
+
+    if not isinstance(split, ImageArrays):
+        return None
+    digest = hashlib.sha256(split.images.contiguous().numpy().tobytes())
+    digest.update(split.labels.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def held_out_bytes(data: DataSplits, names: list[str] | None) -> int | None:

@@ -15,7 +15,7 @@ from vggnet.data.cifar import is_cifar_source
 from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, sample_archive, split_off
 from vggnet.data.loader import make_batches
 from vggnet.data.sources import printable
-from vggnet.data.split_record import data_identity, held_out_bytes, read_split, run_dir_of
+from vggnet.data.split_record import data_identity, held_out_bytes, held_out_pixels, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
 from vggnet.errors import DataError, VggnetError
@@ -42,7 +42,7 @@ def held_out_record(checkpoints: Sequence[str | os.PathLike[str]]) -> dict | Non
             raise VggnetError("an ensemble member has no split.json beside it: which images it trained on is "
                               "unknown, so no held-out score can be given (--split all scores every image)")
         held &= {held_key(n) for n in other["held_out"]}
-    return {**first, "held_out": sorted(held), "held_out_bytes": None, "ensemble": True}
+    return {**first, "held_out": sorted(held), "held_out_bytes": None, "held_out_pixels": None, "ensemble": True}
 
 
 def _prepared_pair(trained_on: str | None, data: str, splits: DataSplits) -> bool:
@@ -122,7 +122,9 @@ def _own_split(checkpoint: object, data: object, splits: DataSplits, split: str 
     data, so the default there is the test split and an explicit val is refused."""
     if split == "all":
         raise VggnetError(f"{data} has its own splits: evaluate one of them with --split val or --split test")
-    held_here = same_path and splits.held_out is not None
+    held_here = splits.held_out is not None and (same_path or (  # this data, or a copy of it elsewhere
+        record is not None and record.get("held_out_pixels") is not None
+        and record["held_out_pixels"] == held_out_pixels(splits.val)))
     part_of_train = splits.name == "cifar10" and not held_here
     if part_of_train and split == "val":
         raise VggnetError(f"the val split of {data} is part of CIFAR-10's training images, held out only by a run "
@@ -155,9 +157,10 @@ def evaluate_checkpoint(
     where the file does not say), whose classes must be the data's: for ImageNet weights, class
     folders named by the sorted WordNet ids (``train/n01440764/...``) are the same 1000 classes.
 
-    ``split``: 'val', 'test' or 'all'; by default the dataset's val split, which on the data the
-    (first) run trained on is exactly the images that run held out (its ``split.json``), and on a
-    flat folder of other data 'all' its images. ``metrics['split']`` and ``['images_are']`` say which.
+    ``split``: 'val', 'test' or 'all'; by default, on the data the (first) run trained on, val:
+    exactly the images that run held out (its ``split.json``); on other data its test split where
+    it has one (a CIFAR-10 release, a test/ folder), else a val split of its own, else 'all'.
+    ``metrics['split']`` and ``['images_are']`` say which.
     ``protocol`` is one of :data:`~vggnet.evaluate.protocol.PROTOCOLS`, at test scales ``scales``
     (default: Q, or the paper's three for dense and multi-crop).
     """

@@ -70,9 +70,9 @@ def _width(overrides: dict) -> str:
 def _where(result: dict) -> str:
     """The machine (or machines, for a study resumed elsewhere) and the arithmetic it trained in."""
     machines = result["machine"]
-    where = f" Machines: {machines} (the study was resumed on another machine)" if ";" in machines \
-        else f" Machine: {machines}"
-    return where + (f"; {result['precision']}" if result.get("precision") else "")
+    where = f" Machines: {machines} (its runs trained on more than one; each run's are in results.json)" \
+        if ";" in machines else f" Machine: {machines}"
+    return where + (f"; trained in {result['precision']}" if result.get("precision") else "")
 
 
 def _noise(result: dict) -> str:

@@ -43,8 +43,12 @@ def _machines(rows: list[dict], device: str | None) -> str:
     """The machines the arms trained on, in order (a study resumed in another session may span
     several); runs from before run.json named its machines count as this one."""
     here = machine_name(resolve_device(device))
-    seen = [m for row in rows for run in row["seeds"] for m in (run.get("machines") or [here])]
+    seen = [m for row in rows for run in row["seeds"] for m in _listed(run.get("machines")) or [here]]
     return "; ".join(dict.fromkeys(seen)) + f", torch {torch.__version__}"
+
+
+def _listed(machines: object) -> list[str]:
+    return [m for m in machines if isinstance(m, str)] if isinstance(machines, list) else []
 
 
 def _precisions(rows: list[dict]) -> str:

@@ -79,7 +79,7 @@ def batches_for(split: Split, meta: dict, in_memory: bool, batch_size: int, work
                 strict: bool = False):
     """(uint8 batches, transform) that feed ``split`` to the model as evaluation does."""
     size = meta["image_size"]
-    test_scale = size if in_memory else meta.get("test_scale", size)
+    test_scale = size if in_memory or meta.get("in_memory") else meta.get("test_scale", size)  # as evaluate
     batches = make_batches(split, batch_size, train=False, device=torch.device("cpu"), crop=size,
                            scale=(test_scale, test_scale), workers=workers, strict=strict)
     transform = eval_transform(meta, in_memory)

@@ -260,6 +260,10 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     agree_on_fast_path(dist, device)  # every rank takes rank 0's measured choice
     saved_run = RunDir(run_dir).read_run() if ckpt is not None else {}
     dtype = autocast_dtype(kept_precision(recipe, saved_run), device)
+    if recipe.precision == "auto" and saved_run and dtype != autocast_dtype("auto", device) and dist.main:
+        log.warning("resumed in %s, what precision=auto chose on the machine the run began on (%s); here auto "
+                    "would choose otherwise: one run keeps one arithmetic", saved_run["precision"],
+                    ", ".join(ran_on(saved_run, "")[:-1]) or "not recorded")
     shape = (getattr(model, "in_chans", 3), size, size)  # 'auto': measured on this network, on rank 0
     channels_last, layout = from_main(dist, channels_last_choice(recipe.memory_format, device, model=model,
                                                                  shape=shape, dtype=dtype, progress=progress)
@@ -356,6 +360,8 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
     }
     if "auto" in (recipe.precision, recipe.memory_format):  # what auto chose here, and the timings behind it
         live.run_info["fast_path"] = fast_path(live.device).train.reason
+        if live.dtype != autocast_dtype("auto", live.device) and recipe.precision == "auto":
+            live.run_info["fast_path"] += f" (the run keeps {live.run_info['precision']}, chosen where it began)"
     if layout:
         live.run_info["memory_layout"] = layout
     if live.dist.main:

@@ -182,7 +182,8 @@ def kept_precision(recipe: Recipe, saved_run: dict) -> str:
 
 def ran_on(saved_run: dict, machine: str) -> list[str]:
     """The machines a run has trained on, in order: a resumed run's earlier ones and this one."""
-    machines = [m for m in saved_run.get("machines", []) if isinstance(m, str)]
+    saved = saved_run.get("machines")
+    machines = [m for m in saved if isinstance(m, str)] if isinstance(saved, list) else []  # damaged: dropped
     return machines if machine in machines else [*machines, machine]
 
 
