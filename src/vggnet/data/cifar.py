@@ -307,10 +307,9 @@ def is_cifar_source(path: Path) -> bool:
     """Whether ``path`` looks like the official python release (archive under any name, extracted
     folder, or its parent). The binary release is named and refused here, in one line."""
     if path.is_dir():
-        others = [c for c in path.iterdir() if c.is_dir() and c.name != BINARY_FOLDER and not c.name.startswith(".")]
-        if (path / "batches.meta.txt").is_file() or ((path / BINARY_FOLDER / "batches.meta.txt").is_file()
-                                                      and not others):  # beside class folders: those are read
-            raise _binary_release(path)
+        if (path / "batches.meta.txt").is_file() or ((path / BINARY_FOLDER / "batches.meta.txt").is_file() and not any(
+                c.is_dir() and c.name != BINARY_FOLDER and not c.name.startswith(".") for c in path.iterdir())):
+            raise _binary_release(path)  # beside other folders (class folders), those are read instead
         return any((p / "batches.meta").is_file() for p in (path, path / FOLDER)) or (path / ARCHIVE).is_file()
     top = _top_folder(path) if path.name != ARCHIVE else FOLDER
     if top == BINARY_FOLDER:

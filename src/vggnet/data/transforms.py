@@ -146,6 +146,18 @@ class BatchTransform:
 
 
 
+def seen_whole(meta: dict, in_memory: bool = False) -> bool:
+    """Whether a checkpoint is tested on whole images at its own input size: images small enough
+    to be held in memory, or a network that trained on such images (CIFAR-10's 32 pixels; a copy
+    stored at 96 or 224 pixels is seen whole at 32, never as a 32-pixel crop of it rescaled to Q)."""
+    return in_memory or meta.get("in_memory", meta["image_size"] <= 64)
+
+
+def centre_scale(meta: dict, in_memory: bool = False) -> int:
+    """Q of the single centre view: the input size for images seen whole, else the test scale."""
+    return meta["image_size"] if seen_whole(meta, in_memory) else meta.get("test_scale", 256)
+
+
 def eval_transform(meta: dict, in_memory: bool) -> BatchTransform:
     """The test-time preprocessing a checkpoint was trained with: normalise (and resize) only.
 

@@ -19,7 +19,7 @@ from PIL import Image
 from vggnet.data.decode import SNIFF_BYTES, BadImage, decode_rgb, image_size, looks_like_image
 from vggnet.data.layout import candidate_images, skip_folder  # the dataset rule for "is an image"
 from vggnet.data.sources import DirectorySource, head
-from vggnet.data.transforms import RescaleCrop, eval_transform
+from vggnet.data.transforms import RescaleCrop, centre_scale, eval_transform
 from vggnet.errors import DataError
 from vggnet.files import FileRefused, read_regular, stat_regular
 from vggnet.progress import progress_bar
@@ -59,10 +59,7 @@ def decode_image_file(path: PathLike, max_pixels: int | None = None) -> Image.Im
 
 def load_image(path: PathLike, meta: dict) -> torch.Tensor:
     """One image file as the uint8 CHW tensor the checkpoint's test pipeline expects."""
-    img = decode_image_file(path)
-    size = meta["image_size"]
-    small = meta.get("in_memory", size <= 64)  # small images were used whole: fit, do not crop to Q
-    return RescaleCrop(size if small else meta.get("test_scale", 256), size, random=False)(img)
+    return RescaleCrop(centre_scale(meta), meta["image_size"], random=False)(decode_image_file(path))
 
 
 def folder_images(folder: PathLike) -> list[str]:

@@ -15,7 +15,7 @@ from vggnet.data.arrays import ImageArrays
 from vggnet.data.decode import decode_rgb
 from vggnet.data.folders import FolderIndex, undecodable
 from vggnet.data.shards import ShardSplit
-from vggnet.data.transforms import eval_transform, to_uint8_chw
+from vggnet.data.transforms import centre_scale, eval_transform, seen_whole, to_uint8_chw
 from vggnet.errors import VggnetError
 from vggnet.evaluate.metrics import Accumulator, Predictions
 from vggnet.evaluate.protocol import ensemble, paper_scales, protocol_fn
@@ -40,14 +40,11 @@ def check_scales(scales: Sequence[int], crop: int | None = None) -> tuple[int, .
 
 
 def default_scales(meta: dict, protocol: str, in_memory: bool) -> tuple[int, ...]:
-    """Q values: the network's own input size for small in-memory data, and for a network that
-    trained on such data (``meta['in_memory']``: CIFAR-10 weights shown CIFAR images stored at 96
-    or 224 pixels see the whole image at 32, as in training, not a 32-pixel crop of it rescaled
-    to 256); else Q (centre) or the paper's three."""
-    if in_memory or meta.get("in_memory"):
-        return (meta["image_size"],)
-    if protocol == "center" or "scale" not in meta:
-        return (meta.get("test_scale", 256),)
+    """Q values: the network's own input size for images it sees whole (small ones, or any for a
+    network that trained on small ones: :func:`~vggnet.data.transforms.seen_whole`); else Q
+    (centre) or the paper's three."""
+    if protocol == "center" or "scale" not in meta or seen_whole(meta, in_memory):
+        return (centre_scale(meta, in_memory),)
     return paper_scales(tuple(meta["scale"]))
 
 

@@ -30,6 +30,7 @@ from vggnet.fastpath import machine_name
 from vggnet.runs import RunDir, RunDirError, owner
 from vggnet.train.loop import train
 from vggnet.train.recipes import Recipe, get_recipe
+from vggnet.train.setup import machines_of
 
 DIVERGED = "diverged.json"  # written in an arm's run dir when its loss became non-finite
 WALL = "wall.json"  # an arm's wall time, so a study resumed over several invocations sums them all
@@ -43,12 +44,8 @@ def _machines(rows: list[dict], device: str | None) -> str:
     """The machines the arms trained on, in order (a study resumed in another session may span
     several); runs from before run.json named its machines count as this one."""
     here = machine_name(resolve_device(device))
-    seen = [m for row in rows for run in row["seeds"] for m in _listed(run.get("machines")) or [here]]
+    seen = [m for row in rows for run in row["seeds"] for m in run.get("machines") or [here]]
     return "; ".join(dict.fromkeys(seen)) + f", torch {torch.__version__}"
-
-
-def _listed(machines: object) -> list[str]:
-    return [m for m in machines if isinstance(m, str)] if isinstance(machines, list) else []
 
 
 def _precisions(rows: list[dict]) -> str:
@@ -209,7 +206,7 @@ def _row(arm: Arm, run_dir: Path, seed: int, fields: dict[str, str]) -> dict:
             "val_top1": [h["val_top1"] for h in history], "seconds": seconds,
             "train_images": run["train_images"], "val_images": run["val_images"],
             "wall_seconds": wall,  # a run dir from before wall.json: its epochs' time
-            "machines": run.get("machines", []), "precision": run.get("precision", ""),
+            "machines": machines_of(run), "precision": run.get("precision", ""),
             "settings": {k: v for k, v in arm.overrides.items() if k != "init"}
             | ({"epochs": str(run["recipe"]["epochs"])} if arm.epochs_factor != 1 else {})}
 

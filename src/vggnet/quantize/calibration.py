@@ -18,7 +18,7 @@ import torch
 
 from vggnet.data.datasets import DataSplits, Split, subset_of
 from vggnet.data.loader import make_batches
-from vggnet.data.transforms import eval_transform
+from vggnet.data.transforms import centre_scale, eval_transform
 from vggnet.errors import DataError
 from vggnet.evaluate.run import NothingHeldOut, held_out_record, load_split
 
@@ -78,10 +78,9 @@ def plan_images(source: str | os.PathLike[str], meta: dict, data: str | os.PathL
 def batches_for(split: Split, meta: dict, in_memory: bool, batch_size: int, workers: int = 2,
                 strict: bool = False):
     """(uint8 batches, transform) that feed ``split`` to the model as evaluation does."""
-    size = meta["image_size"]
-    test_scale = size if in_memory or meta.get("in_memory") else meta.get("test_scale", size)  # as evaluate
-    batches = make_batches(split, batch_size, train=False, device=torch.device("cpu"), crop=size,
-                           scale=(test_scale, test_scale), workers=workers, strict=strict)
+    q = centre_scale(meta, in_memory)
+    batches = make_batches(split, batch_size, train=False, device=torch.device("cpu"), crop=meta["image_size"],
+                           scale=(q, q), workers=workers, strict=strict)
     transform = eval_transform(meta, in_memory)
     return batches, (lambda x: transform(x, train=False))
 

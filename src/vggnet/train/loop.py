@@ -60,6 +60,7 @@ from vggnet.train.setup import (
     kept_precision,
     load_splits,
     load_weights,
+    machines_of,
     model_kwargs_for,
     ran_on,
     read_starts,
@@ -260,10 +261,11 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
     agree_on_fast_path(dist, device)  # every rank takes rank 0's measured choice
     saved_run = RunDir(run_dir).read_run() if ckpt is not None else {}
     dtype = autocast_dtype(kept_precision(recipe, saved_run), device)
-    if recipe.precision == "auto" and saved_run and dtype != autocast_dtype("auto", device) and dist.main:
+    kept = recipe.precision == "auto" and bool(saved_run) and dtype != autocast_dtype("auto", device)
+    if kept and dist.main:
         log.warning("resumed in %s, what precision=auto chose on the machine the run began on (%s); here auto "
                     "would choose otherwise: one run keeps one arithmetic", saved_run["precision"],
-                    ", ".join(ran_on(saved_run, "")[:-1]) or "not recorded")
+                    ", ".join(machines_of(saved_run)) or "not recorded")
     shape = (getattr(model, "in_chans", 3), size, size)  # 'auto': measured on this network, on rank 0
     channels_last, layout = from_main(dist, channels_last_choice(recipe.memory_format, device, model=model,
                                                                  shape=shape, dtype=dtype, progress=progress)
@@ -287,8 +289,8 @@ def _setup(run_dir: Path, dist: DistInfo, device: torch.device, model_name: str 
         dtype=dtype, train_batches=None, val_batches=None, optimizer=None,
         scheduler=None, shuffle_gen=torch.Generator().manual_seed(seed),
         augment_gen=torch.Generator(device=device).manual_seed(seed + 1 + 7919 * dist.rank), stats=stats, meta={},
-        run_info={"memory_layout": layout, "machines": ran_on(saved_run, machine_name(device))}, history=[],
-        start=1, progress=progress)
+        run_info={"memory_layout": layout, "machines": ran_on(saved_run, machine_name(device)), "kept": kept},
+        history=[], start=1, progress=progress)
     _optimization(live, size, seed, strict, state)
     new_split = made if record is None else None  # a new run (or one from before splits were recorded)
     _run_files(live, model_name, model_kwargs, data, size, seed, deterministic, strict, new_split)
@@ -348,7 +350,7 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
                  "image_size": size, "test_scale": recipe.test_scale, "in_memory": splits.in_memory,
                  "data": data_identity(data), "recipe": recipe.name, "seed": seed, "scale": list(recipe.scale),
                  "val_fraction": recipe.val_fraction}
-    layout, machines = live.run_info.get("memory_layout"), live.run_info["machines"]  # set by _setup
+    layout, machines, kept = (live.run_info.get(k) for k in ("memory_layout", "machines", "kept"))  # by _setup
     live.run_info = {
         "model": model_name, "data": str(data), "data_path": data_identity(data), "seed": seed,
         "deterministic": deterministic, "strict": strict, "recipe": dataclasses.asdict(recipe),
@@ -360,7 +362,7 @@ def _run_files(live: _Live, model_name: str, model_kwargs: dict, data, size: int
     }
     if "auto" in (recipe.precision, recipe.memory_format):  # what auto chose here, and the timings behind it
         live.run_info["fast_path"] = fast_path(live.device).train.reason
-        if live.dtype != autocast_dtype("auto", live.device) and recipe.precision == "auto":
+        if kept:
             live.run_info["fast_path"] += f" (the run keeps {live.run_info['precision']}, chosen where it began)"
     if layout:
         live.run_info["memory_layout"] = layout

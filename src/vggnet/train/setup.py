@@ -180,10 +180,15 @@ def kept_precision(recipe: Recipe, saved_run: dict) -> str:
     return recipe.precision
 
 
+def machines_of(run: dict) -> list[str]:
+    """The machines a run.json lists, in order; a damaged field (not a list of names) lists none."""
+    saved = run.get("machines")
+    return [m for m in saved if isinstance(m, str)] if isinstance(saved, list) else []
+
+
 def ran_on(saved_run: dict, machine: str) -> list[str]:
     """The machines a run has trained on, in order: a resumed run's earlier ones and this one."""
-    saved = saved_run.get("machines")
-    machines = [m for m in saved if isinstance(m, str)] if isinstance(saved, list) else []  # damaged: dropped
+    machines = machines_of(saved_run)
     return machines if machine in machines else [*machines, machine]
 
 
