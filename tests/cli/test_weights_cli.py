@@ -42,7 +42,7 @@ def test_imagenet_classes_are_shipped_in_index_order():
 def test_list_download_and_offline(vgg11_file, tmp_path, monkeypatch):
     monkeypatch.setenv("VGGNET_HOME", str(tmp_path / "home"))
     listed = json.loads(run("weights", "list", "--json").stdout)
-    assert len(listed) == 13 and [r["name"] for r in listed if r["cached"]] == ["vgg_fast.cifar10"]  # packaged
+    assert len(listed) == 14 and [r["name"] for r in listed if r["cached"]] == ["vgg_fast.cifar10", "vgg11_bn.cifar10"]
     assert "vgg19.keras-notop" in run("weights", "list").stdout
     payload = vgg11_file.read_bytes()
     fake = dataclasses.replace(hub.KNOWN_WEIGHTS["vgg11.torchvision"], checksum=hashlib.sha256(payload).hexdigest()[:8])

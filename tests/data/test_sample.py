@@ -1,7 +1,7 @@
 import tarfile
 from collections import Counter
 
-from vggnet.data.datasets import load_data, sample_archive
+from vggnet.data.datasets import SAMPLE_IMAGES, load_data, sample_archive
 
 
 def test_embedded_sample_is_small_balanced_and_real():
@@ -11,6 +11,7 @@ def test_embedded_sample_is_small_balanced_and_real():
         names = [m.name for m in tar.getmembers() if m.isfile()]
     per_split_class = Counter(tuple(n.split("/")[:2]) for n in names)
     assert set(per_split_class.values()) == {400, 100} and len(per_split_class) == 20
+    assert len(names) == SAMPLE_IMAGES  # what messages about shipped weights count against
 
 
 def test_sample_loads_as_train_and_held_out_val(tmp_path, monkeypatch):

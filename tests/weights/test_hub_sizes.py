@@ -1,16 +1,20 @@
 """Every published weight file carries a size, and fetch_weights hands it to the downloader."""
 
+import json
+
 import pytest
 import torch
+from safetensors import safe_open
 
 from vggnet.models import create_model
+from vggnet.runs.checkpoint import META_KEY
 from vggnet.weights import hub
 
 
-def tensor_bytes(model: str, prefix: str = "") -> int:
+def tensor_bytes(model: str, prefix: str = "", **kwargs) -> int:
     """Bytes of the float tensors of the network's state dict (built on the meta device: no memory)."""
     with torch.device("meta"):
-        state = create_model(model).state_dict()
+        state = create_model(model, **kwargs).state_dict()
     return sum(v.numel() * v.element_size() for k, v in state.items()
                if k.startswith(prefix) and v.is_floating_point())
 
@@ -18,10 +22,14 @@ def tensor_bytes(model: str, prefix: str = "") -> int:
 @pytest.mark.parametrize("name", list(hub.KNOWN_WEIGHTS))
 def test_each_size_fits_the_network_it_holds(name):
     w = hub.KNOWN_WEIGHTS[name]
+    if w.packaged:  # vggnet's own file, in bf16: half the float32 bytes of the network it declares, plus the
+        with safe_open(str(hub.cached_path(w)), "pt") as f:  # header, which holds its metadata (JSON, escaped)
+            meta = f.metadata()[META_KEY]
+        floats = tensor_bytes(w.model, **json.loads(meta)["model_kwargs"])
+        assert 0 < w.size - floats // 2 < 64 * 1024 + 2 * len(meta) and w.size == hub.cached_path(w).stat().st_size
+        return
     floats = tensor_bytes(w.model, "features." if name.endswith("-notop") else "")
-    if w.packaged:  # vggnet's own file, stored in bf16: half the network's float32 bytes plus the header
-        assert 0 < w.size - floats // 2 < 64 * 1024 and w.size == hub.cached_path(w).stat().st_size
-    elif w.size_exact:  # a real file: its tensors plus a few kB of pickle or HDF5 bookkeeping
+    if w.size_exact:  # a real file: its tensors plus a few kB of pickle or HDF5 bookkeeping
         assert 0 < w.size - floats < 64 * 1024
     else:  # a bound: the tensors plus the pickle allowance
         assert w.size == floats + hub.PICKLE_ALLOWANCE

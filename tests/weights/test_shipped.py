@@ -49,19 +49,28 @@ def sample_folder(tmp_path_factory):
     return root
 
 
-def test_the_shipped_file_is_listed_with_its_card_and_checked_before_use():
-    row = next(r for r in hub.list_weights() if r["name"] == "vgg_fast.cifar10")
+SHIPPED = [("vgg_fast.cifar10", "The `cifar-fast` recipe"), ("vgg11_bn.cifar10", "vggnet's `cifar` recipe")]
+
+
+def test_every_shipped_file_is_tested_here():
+    assert sorted(w.name for w in hub.SHIPPED_WEIGHTS) == sorted(name for name, _ in SHIPPED)
+
+
+@pytest.mark.parametrize(("name", "recipe"), SHIPPED)
+def test_the_shipped_file_is_listed_with_its_card_and_checked_before_use(name, recipe):
+    row = next(r for r in hub.list_weights() if r["name"] == name)
     assert row["cached"] and row["url"] == "(inside the vggnet package)" and row["source"] == "vggnet"
-    card = hub.KNOWN_WEIGHTS["vgg_fast.cifar10"].card
-    assert card.is_file() and "cifar-fast" in card.read_text() and "sha256" in card.read_text()
-    path = hub.fetch_weights("vgg_fast.cifar10")
-    assert path.parent == hub.SHIPPED and path.stat().st_size == hub.KNOWN_WEIGHTS["vgg_fast.cifar10"].size
+    card = hub.KNOWN_WEIGHTS[name].card.read_text()
+    assert recipe in card and hub.KNOWN_WEIGHTS[name].checksum in card and "Held-out accuracy" in card
+    path = hub.fetch_weights(name)
+    assert path.parent == hub.SHIPPED and path.stat().st_size == hub.KNOWN_WEIGHTS[name].size
     with pytest.raises(VggnetError, match="ships inside vggnet; it has no download"):
-        hub.fetch_weights("vgg_fast.cifar10", url="http://127.0.0.1:9/x")
+        hub.fetch_weights(name, url="http://127.0.0.1:9/x")
 
 
-def test_a_damaged_or_missing_packaged_file_is_one_line(tmp_path, monkeypatch):
-    w = hub.KNOWN_WEIGHTS["vgg_fast.cifar10"]
+@pytest.mark.parametrize("name", [name for name, _ in SHIPPED])
+def test_a_damaged_or_missing_packaged_file_is_one_line(name, tmp_path, monkeypatch):
+    w = hub.KNOWN_WEIGHTS[name]
     monkeypatch.setattr(hub, "SHIPPED", tmp_path)
     with pytest.raises(DownloadError, match="is missing from this install of vggnet; reinstall vggnet"):
         hub.fetch_weights(w.name)
@@ -101,12 +110,16 @@ def test_predict_and_evaluate_use_them_offline_and_score_the_images_they_trained
 def test_the_embedded_sample_is_refused_as_a_test_of_the_weights_that_trained_on_it(tmp_path):
     out = run("evaluate", "--weights", "vgg_fast.cifar10", "--data", "sample", "--out", tmp_path / "e")
     assert out.exit_code == 2 and len(out.stderr.strip().splitlines()) == 1
-    assert "vgg_fast.cifar10 trained on every image of the sample" in out.stderr and "--split all" in out.stderr
+    assert "among them every image of the sample" in out.stderr and "--split test" in out.stderr
     assert not (tmp_path / "e").exists()
     copy = tmp_path / "mine.tar.gz"
     shutil.copy(sample_archive(), copy)  # the same archive under another name: the same images
     again = run("evaluate", "--weights", "vgg_fast.cifar10", "--data", copy, "--out", tmp_path / "e")
-    assert again.exit_code == 2 and "trained on every image of the sample" in again.stderr
+    assert again.exit_code == 2 and "among them every image of the sample" in again.stderr
+    for split in ("all", "val"):  # no split of it is a test of these weights; no escape that then fails
+        other = run("evaluate", "--weights", "vgg_fast.cifar10", "--data", "sample", "--split", split, "--out",
+                    tmp_path / "e")
+        assert other.exit_code == 2 and "among them every image of the sample" in other.stderr
 
 
 def test_cifar10_val_is_refused_for_weights_that_trained_on_its_training_split(tmp_path):
@@ -116,8 +129,59 @@ def test_cifar10_val_is_refused_for_weights_that_trained_on_its_training_split(t
     assert not (tmp_path / "e").exists()
 
 
-def test_fine_tuning_them_on_the_sample_is_refused_before_any_data_is_read(tmp_path):
-    out = run("train", "--model", "vgg_fast", "--data", "sample", "--set", "weights=vgg_fast.cifar10",
+@pytest.mark.parametrize(("model", "weights", "extra"), [
+    ("vgg_fast", "vgg_fast.cifar10", ()),
+    ("vgg11_bn", "vgg11_bn.cifar10", ("--set", "val_fraction=0")),  # the sample brings its own val/ regardless
+])
+def test_fine_tuning_them_on_the_sample_is_refused_before_any_data_is_read(model, weights, extra, tmp_path):
+    out = run("train", "--model", model, "--data", "sample", "--set", f"weights={weights}", *extra,
               "--out", tmp_path / "r")
     assert out.exit_code == 2 and len(out.stderr.strip().splitlines()) == 1
-    assert "a val split of it would score images the weights already saw" in out.stderr
+    assert "the sample's val split would score images the weights already saw" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_vgg11_bn_cifar10_is_a_standard_vgg11_bn_with_a_linear_head_beside_torchvisions(sample_folder, tmp_path):
+    model, meta = model_for_inference("vgg11_bn.cifar10")
+    same = create_model("vgg11_bn", weights="vgg11_bn.cifar10").eval()
+    assert meta["classes"] == CIFAR10 and meta["storage"] == "bf16" and meta["model_kwargs"]["head"] == "linear"
+    # Table 1's A: 9,220,480 in its convolutions (torchvision's vgg11 features), 2 x 2,752 in BatchNorm, 512 x 10 + 10
+    assert sum(p.numel() for p in model.parameters()) == 9_220_480 + 5_504 + 5_130
+    assert [k for k in model.state_dict() if k.startswith("features.")][:2] == ["features.0.weight", "features.0.bias"]
+    for (k, a), b in zip(model.state_dict().items(), same.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    features = create_model("vgg11_bn", weights="vgg11_bn.cifar10", features_only=True)
+    assert torch.equal(dict(features.named_parameters())["features.0.weight"], model.features[0].weight)
+    from vggnet.models.pretrained import default_weights
+
+    assert default_weights("vgg11_bn") == "vgg11_bn.torchvision"  # pretrained=True keeps ImageNet's weights
+
+    out = run("evaluate", "--weights", "vgg11_bn.cifar10", "--data", sample_folder, "--out", tmp_path / "e")
+    assert out.exit_code == 0, out.output
+    assert "trained on 45,000 of the 50,000 CIFAR-10 training images" in out.stderr
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["images"] == 200 and metrics["top1"] >= 0.85  # most of them training images: loading works
+
+    refused = run("evaluate", "--weights", "vgg11_bn.cifar10", "--data", "sample", "--out", tmp_path / "s")
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    # counted by content (tools/ship_weights.py): 552 of the sample's images are among the run's 5,000 held out
+    assert "among them 4,448 of the sample's 5,000 images" in refused.stderr
+    assert "4,448 of the embedded sample's 5,000 images" in hub.KNOWN_WEIGHTS["vgg11_bn.cifar10"].card.read_text()
+    assert len(meta["held_out_record"]["held_out"]) == 5_000 and meta["held_out_record"]["data"] is None
+
+
+def test_a_malformed_held_out_record_in_a_weights_file_is_one_line(sample_folder, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from vggnet.runs.checkpoint import META_KEY
+
+    source = hub.fetch_weights("vgg_fast.cifar10")
+    with safe_open(str(source), "pt") as f:
+        meta = json.loads(f.metadata()[META_KEY])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    meta["held_out_record"] = {"held_out": "airplane/0001.jpg", "held_out_bytes": 1}
+    save_file(tensors, str(tmp_path / "odd.safetensors"), metadata={META_KEY: json.dumps(meta)})
+    out = run("evaluate", "--weights", tmp_path / "odd.safetensors", "--data", sample_folder, "--out", tmp_path / "e")
+    assert out.exit_code == 2 and "held_out_record is not a list of image names" in out.stderr
+    assert not (tmp_path / "e").exists()

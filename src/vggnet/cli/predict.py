@@ -36,7 +36,8 @@ CSV_HELP = ("Also write the results as CSV, one row per image: image, rank1_labe
 def predict_command(images, checkpoint, weights, model, top_k, batch_size, device, as_json, csv_path) -> None:
     """Top-k labels with probabilities for each IMAGE, a file or a folder of them, sized as the
     weights were trained (ImageNet weights: smaller side to 256, centre 224 crop; CIFAR-10 weights:
-    the whole image at 32x32). An unreadable image is a warning and skipped; none readable is an error."""
+    smaller side to 32, centre 32x32: a square image whole). An unreadable image is a warning and
+    skipped; none readable is an error."""
     from vggnet.atomic import atomic_write_text
     from vggnet.evaluate.predict import predict_images, results_csv
 

@@ -134,6 +134,9 @@ def split_off(pool: Split, val_fraction: float, seed: int,
     return subset_of(pool, train_idx), subset_of(pool, val_idx)
 
 
+SAMPLE_IMAGES = 5_000  # the embedded sample: 4,000 train + 1,000 val (tests/data checks the archive holds them)
+
+
 def sample_archive() -> Path:
     """The embedded sample: real CIFAR-10 JPEGs shipped inside the package (see data/sample/)."""
     return Path(str(resources.files("vggnet.data.sample").joinpath("cifar10-sample.tar.gz")))

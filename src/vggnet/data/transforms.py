@@ -149,7 +149,8 @@ class BatchTransform:
 def seen_whole(meta: dict, in_memory: bool = False) -> bool:
     """Whether a checkpoint is tested on whole images at its own input size: images small enough
     to be held in memory, or a network that trained on such images (CIFAR-10's 32 pixels; a copy
-    stored at 96 or 224 pixels is seen whole at 32, never as a 32-pixel crop of it rescaled to Q)."""
+    stored at 96 or 224 pixels is seen whole at 32, never as a 32-pixel crop of it rescaled to Q;
+    a non-square image: its smaller side at 32, the centre square)."""
     return in_memory or meta.get("in_memory", meta["image_size"] <= 64)
 
 

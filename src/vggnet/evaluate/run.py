@@ -12,13 +12,13 @@ import torch
 from vggnet.atomic import atomic_write_text
 from vggnet.data.arrays import ImageArrays
 from vggnet.data.cifar import is_cifar_source
-from vggnet.data.datasets import DataSplits, held_key, load_data, names_of, sample_archive, split_off
+from vggnet.data.datasets import SAMPLE_IMAGES, DataSplits, held_key, load_data, names_of, sample_archive, split_off
 from vggnet.data.loader import make_batches
 from vggnet.data.sources import printable
 from vggnet.data.split_record import data_identity, held_out_bytes, held_out_pixels, read_split, run_dir_of
 from vggnet.data.transforms import eval_transform
 from vggnet.device import resolve_device
-from vggnet.errors import DataError, VggnetError
+from vggnet.errors import CheckpointError, DataError, VggnetError
 from vggnet.evaluate.metrics import metrics_json, predict, score
 from vggnet.evaluate.protocol import PROTOCOLS
 from vggnet.evaluate.protocol_run import check_scales, default_scales, protocol_predictions
@@ -102,8 +102,10 @@ def load_split(checkpoint: str | os.PathLike[str], meta: dict, data: str | os.Pa
         where = f"every image of {data}" if splits.test is None else f"every image of {data}'s training folder"
         return splits, "all", where + (", the run's training images included" if own else "")
     if not own:
-        raise VggnetError(f"{data} has no {split} split of its own and {checkpoint} did not train on it: "
-                          "--split all scores all its images")
+        raise VggnetError(f"{data} has no {split} split of its own and " + (
+            f"{checkpoint} did not train on it" if not meta.get("pretrained") else
+            f"{meta.get('name', checkpoint)} holds no record of images held out of it") +
+            ": --split all scores all its images")
     if nothing_held:
         raise _nothing_held_out(checkpoint, data, "other data (a test set)", record)
     if split == "test":
@@ -188,21 +190,31 @@ def evaluate_checkpoint(
 
 def check_shipped(meta: dict, data: str | os.PathLike[str], split: str | None) -> None:
     """Weights vggnet trained and ships say what they trained on (``trained_on``). The embedded
-    sample is part of it, so scoring the sample as a test is refused; any other data is scored,
+    sample is (mostly) part of it, so scoring the sample is refused; any other data is scored,
     with one line saying that its images must be unseen for the score to mean anything."""
     trained_on = meta.get("trained_on")
     if not trained_on:
         return
     name = meta.get("name", "these weights")
-    if meta.get("trained_on_sample") and split != "all" and is_sample(data):
-        raise NothingHeldOut(f"{name} trained on every image of the sample ({trained_on}): score it on images it "
-                             "has not seen (CIFAR-10's test set: --data cifar10 --split test), or --split all for "
-                             "its accuracy on its own training images")
+    if meta.get("trained_on_sample") and is_sample(data):  # none of its splits is a test of these weights
+        raise NothingHeldOut(f"{name} trained on {trained_on}, among them {sample_seen(meta)}: score it on "
+                             "images it has not seen (CIFAR-10's test set: --data cifar10 --split test)")
     if meta.get("trained_on_cifar10") and split == "val" and (
             data_identity(data) == "cifar10" or is_cifar_source(Path(data))):
         raise NothingHeldOut(f"{name} trained on {trained_on}: the val split of CIFAR-10 is among its training "
                              "images; score it with --split test (the default)")
-    log.warning("%s trained on %s: a score on any of those images is a training score, not a test", name, trained_on)
+    record = meta.get("held_out_record")
+    kept = f"; the {len(record['held_out']):,} it held out are named in the file and scored as val on a copy of " \
+        "that data" if isinstance(record, dict) and isinstance(record.get("held_out"), list) else ""
+    log.warning("%s trained on %s: a score on any of those images is a training score, not a test%s", name,
+                trained_on, kept)
+
+
+def sample_seen(meta: dict) -> str:
+    """How much of the embedded sample shipped weights trained on, as their metadata records it:
+    a count where their run held some of it out (``sample_images_trained_on``), else all of it."""
+    seen = meta.get("sample_images_trained_on")
+    return f"{seen:,} of the sample's {SAMPLE_IMAGES:,} images" if seen else "every image of the sample"
 
 
 def is_sample(data: str | os.PathLike[str]) -> bool:
@@ -231,6 +243,20 @@ def _pretrained(weights: str | os.PathLike[str], model_name: str | None) -> tupl
 
     model, meta = model_for_inference(weights, model_name)
     return model, {**meta, "pretrained": True}
+
+
+def shipped_record(meta: dict) -> dict | None:
+    """The held-out record weights vggnet shipped carry (their run's split.json, less its path): on a
+    copy of the data they trained on, val is exactly the images their run held out."""
+    record = meta.get("held_out_record")
+    if record is None:
+        return None
+    held = record.get("held_out") if isinstance(record, dict) else None
+    if not (isinstance(held, list) and all(isinstance(n, str) for n in held)
+            and isinstance(record.get("held_out_bytes"), int | None)):
+        raise CheckpointError(f"{meta.get('name', 'the weights')}: their held_out_record is not a list of image "
+                              "names with their total size; rewrite the file with tools/ship_weights.py")
+    return {**record, "data": None}  # never this machine's path: a copy is recognised by names and size
 
 
 def same_classes(data_classes: list[str], meta: dict) -> bool:
@@ -275,7 +301,7 @@ def _evaluate(paths: list, models: list, data: str | os.PathLike[str], out: Path
     model, meta = models[0]
     if any(m["classes"] != meta["classes"] for _, m in models):
         raise DataError("the checkpoints of an ensemble must share their classes")
-    record = None if meta.get("pretrained") else held_out_record(paths)
+    record = shipped_record(meta) if meta.get("pretrained") else held_out_record(paths)
     splits, split, images_are = load_split(paths[0], meta, data, split, progress, strict, record)
     if not same_classes(splits.classes, meta):
         raise class_mismatch(data, splits.classes, meta)

@@ -77,17 +77,17 @@ def read_starts(recipe: Recipe) -> tuple[WeightSource | None, torch.nn.Module | 
 
 def check_start_data(src: WeightSource, data: object, recipe: Recipe) -> None:
     """Weights vggnet trained say what they trained on: fine-tuned on the embedded sample (part
-    of it), the run's val split would score images they already saw, so that is refused; on other
+    of it), the sample's own val split would score images they already saw, so that is refused; on other
     data one line says what a val score on those images would be."""
-    from vggnet.evaluate.run import is_sample
+    from vggnet.evaluate.run import is_sample, sample_seen
 
     trained_on = src.meta.get("trained_on")
     if not trained_on:
         return
     name = src.meta.get("name", recipe.weights)
-    if recipe.val_fraction > 0 and src.meta.get("trained_on_sample") and is_sample(data):
-        raise VggnetError(f"{name} trained on every image of the sample ({trained_on}): a val split of it would "
-                          "score images the weights already saw; fine-tune on other data")
+    if src.meta.get("trained_on_sample") and is_sample(data):  # its val/ comes with it, whatever val_fraction
+        raise VggnetError(f"{name} trained on {trained_on}, among them {sample_seen(src.meta)}: the sample's val "
+                          "split would score images the weights already saw; fine-tune on other data")
     log.warning("%s trained on %s: a val score on any of those images is not a held-out score", name, trained_on)
 
 

@@ -4,10 +4,11 @@ torchvision's file names end in the first 8 hex digits of the file's sha256 (``v
 the download is refused unless the digest starts with them, as torchvision's own loader does.
 Keras publishes an md5 per file (in ``keras.applications.vgg16``), checked the same way.
 
-The weights vggnet trained itself (``vgg_fast.cifar10``) ship inside the package, in
-``vggnet/weights/shipped/``, each with its model card: no download, the same sha256 and size
-checks before use, and the file is a vggnet checkpoint (network, classes and normalisation in its
-metadata), so ``evaluate``, ``predict`` and ``create_model(pretrained=True)`` use it offline.
+The weights vggnet trained itself (``vgg_fast.cifar10``, ``vgg11_bn.cifar10``) ship inside the
+package, in ``vggnet/weights/shipped/``, each with its model card: no download, the same sha256
+and size checks before use, and the file is a vggnet checkpoint (network, classes, normalisation
+and the names of the images its run held out in its metadata), so ``evaluate``, ``predict`` and
+``create_model(weights=NAME)`` use it offline.
 
 Each file also carries its size in bytes, so that a download stops at that size (and refuses a
 server announcing another): the exact size where it is on record (the byte counts torch's and
@@ -96,6 +97,9 @@ SHIPPED_WEIGHTS: tuple[WeightFile, ...] = (
     # vgg_fast trained with cifar-fast on all 50,000 CIFAR-10 training images (model card beside it)
     _shipped("vgg_fast.cifar10", "vgg_fast", "vgg_fast-cifar10.safetensors",
              "acdbd8015509e9d471d6a0ba25ce932996d6b76f4e73d974cd75aa7191ad3c9b", 3_954_408),
+    # vgg11_bn (linear head) trained with cifar on 45,000 CIFAR-10 training images, 5,000 held out
+    _shipped("vgg11_bn.cifar10", "vgg11_bn", "vgg11_bn-cifar10.safetensors",
+             "648e780ea5b903c428510aa4a9d5faf82deed63d97d4e17822b4c4ecb5490592", 18_579_556),
 )
 
 KNOWN_WEIGHTS: dict[str, WeightFile] = {
