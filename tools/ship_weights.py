@@ -104,13 +104,12 @@ def sample_trained_on(run: Path) -> int:
     if len(trained) != used:
         raise SystemExit(f"{len(trained):,} images outside the held-out ones, but the run trained on {used:,}: "
                          "a capped split cannot be counted this way; give the count (--sample-images N)")
-    with tarfile.open(sample_archive()) as tar:
-        sample = {_digest(tar.extractfile(m).read()) for m in tar if m.isfile()}
+    sample = set(_images("sample").values())
     assert len(sample) == SAMPLE_IMAGES, "the embedded sample holds duplicate images"
     return len(sample & {images[n] for n in trained})
 
 
-def held_out_record(run: Path) -> dict | None:
+def shipped_held_out(run: Path) -> dict | None:
     """The run's held-out images as evaluate reads them (names and total size, no path of this
     machine), so that a copy of its data scores exactly them as val; None where it held none out."""
     record = read_split(run)
@@ -131,7 +130,7 @@ def write(run: Path, name: str, dtype: str, trained_on: str, sample_images: int 
                  "trained_on_cifar10": cifar10_train, "storage": dtype})
     if 0 < seen < SAMPLE_IMAGES:
         meta["sample_images_trained_on"] = seen
-    record = held_out_record(run)
+    record = shipped_held_out(run)
     if record is not None:
         meta["held_out_record"] = record
     SHIPPED.mkdir(exist_ok=True)

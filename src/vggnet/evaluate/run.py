@@ -203,9 +203,9 @@ def check_shipped(meta: dict, data: str | os.PathLike[str], split: str | None) -
             data_identity(data) == "cifar10" or is_cifar_source(Path(data))):
         raise NothingHeldOut(f"{name} trained on {trained_on}: the val split of CIFAR-10 is among its training "
                              "images; score it with --split test (the default)")
-    record = meta.get("held_out_record")
+    record = shipped_record(meta)  # checked here, before any output folder is made
     kept = f"; the {len(record['held_out']):,} it held out are named in the file and scored as val on a copy of " \
-        "that data" if isinstance(record, dict) and isinstance(record.get("held_out"), list) else ""
+        "that data" if record else ""
     log.warning("%s trained on %s: a score on any of those images is a training score, not a test%s", name,
                 trained_on, kept)
 
